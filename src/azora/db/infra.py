@@ -1,0 +1,54 @@
+"""The infrastructure tables every service database holds: the outbox and the audit log.
+
+Each service maps them onto its own base (``class OutboxEvent(OutboxEventMixin, Base)``)
+so they live in every one of the nine databases. The event-bus and auth issues own
+their behaviour; this module fixes their shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from azora.db.base import IdMixin
+from azora.db.columns import utcnow
+
+
+class OutboxEventMixin(IdMixin):
+    """An event written in the same transaction as the change that caused it.
+
+    ``id`` is the event id (UUIDv7, so id order is write order within a process).
+    """
+
+    __tablename__ = "outbox_events"
+
+    type: Mapped[str] = mapped_column(String(120), index=True)
+    source: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[uuid.UUID | None] = mapped_column()
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    correlation_id: Mapped[uuid.UUID | None] = mapped_column()
+    version: Mapped[int] = mapped_column(default=1)
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, sort_order=100)
+
+
+class AuditLogMixin(IdMixin):
+    """An append-only record of a sensitive operation, written with the change itself."""
+
+    __tablename__ = "audit_logs"
+
+    user_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    action: Mapped[str] = mapped_column(String(120), index=True)
+    resource: Mapped[str] = mapped_column(String(120))
+    resource_id: Mapped[str | None] = mapped_column(String(120))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True, sort_order=100)

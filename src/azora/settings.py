@@ -1,0 +1,119 @@
+"""Every setting in one place, read from ``AZORA_*`` environment variables.
+
+Nothing here opens a connection: entry points build engines and clients from a
+:class:`Settings` object and hand them down.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from azora.errors import ConfigurationError
+from azora.types import Environment, ServiceName
+
+#: Placeholders that let development and tests start without secrets; refused in production.
+DEV_JWT_SECRET = "dev-insecure-jwt-secret-change-me"  # noqa: S105 - a public placeholder
+DEV_ENCRYPTION_KEY = "dev-insecure-encryption-key-change-me"
+
+
+class Settings(BaseSettings):
+    """The process's configuration; see the README for each variable."""
+
+    model_config = SettingsConfigDict(env_prefix="AZORA_", extra="ignore", frozen=True)
+
+    env: Environment = Environment.DEVELOPMENT
+
+    # A PostgreSQL server URL; each service gets database ``<db_name_prefix>_<service>`` on it.
+    database_url: str | None = None
+    # Per-service overrides: a complete URL (PostgreSQL or SQLite) for one database.
+    auth_database_url: str | None = None
+    education_database_url: str | None = None
+    mint_database_url: str | None = None
+    forge_database_url: str | None = None
+    sapiens_database_url: str | None = None
+    nexus_database_url: str | None = None
+    family_database_url: str | None = None
+    notifications_database_url: str | None = None
+    health_database_url: str | None = None
+    db_name_prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")] = "azora"
+
+    # Embedded mode: one SQLite file per service under this directory.
+    data_dir: Path = Path(".azora")
+
+    # Connection pool per database (the original design's ``connection_limit``).
+    db_pool_size: Annotated[int, Field(ge=1, le=500)] = 10
+    db_max_overflow: Annotated[int, Field(ge=0, le=500)] = 5
+    db_pool_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    db_connect_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 30_000
+    db_echo: bool = False
+
+    jwt_secret: SecretStr | None = None
+    encryption_key: SecretStr | None = None
+    # Password of the studio admin the development seed creates; printed once when unset.
+    admin_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.env is Environment.PRODUCTION:
+            for name, value, placeholder in (
+                ("AZORA_JWT_SECRET", self.jwt_secret, DEV_JWT_SECRET),
+                ("AZORA_ENCRYPTION_KEY", self.encryption_key, DEV_ENCRYPTION_KEY),
+            ):
+                if value is None or not value.get_secret_value().strip():
+                    raise ValueError(f"{name} must be set when AZORA_ENV=production")
+                if value.get_secret_value() == placeholder:
+                    raise ValueError(f"{name} is the development placeholder; set a real secret")
+                if len(value.get_secret_value()) < 32:
+                    raise ValueError(f"{name} must be at least 32 characters in production")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """True when no PostgreSQL server is configured for any service."""
+        return self.database_url is None and not any(
+            self.service_url_override(s) for s in ServiceName
+        )
+
+    def service_url_override(self, service: ServiceName) -> str | None:
+        """The complete URL configured for one service, if any."""
+        value: str | None = getattr(self, f"{service.value}_database_url")
+        return value
+
+    def jwt_secret_value(self) -> str:
+        """The JWT signing secret (the development placeholder outside production)."""
+        return self.jwt_secret.get_secret_value() if self.jwt_secret else DEV_JWT_SECRET
+
+    def encryption_key_value(self) -> str:
+        """The at-rest encryption key (the development placeholder outside production)."""
+        return self.encryption_key.get_secret_value() if self.encryption_key else DEV_ENCRYPTION_KEY
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment.
+
+    Raises:
+        ConfigurationError: a variable is malformed, or production lacks real secrets.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'AZORA_' + '.'.join(str(p) for p in err['loc']).upper() if err['loc'] else 'settings'}"
+            f": {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(
+            f"invalid configuration: {problems}", hint="fix the AZORA_* environment variables"
+        ) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use (never at import)."""
+    return load_settings()
