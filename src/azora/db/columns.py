@@ -9,10 +9,18 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Enum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
-#: JSON on SQLite, JSONB (indexable, compact) on PostgreSQL.
-JSONValue = JSON().with_variant(JSONB(), "postgresql")
+class JSONDocument(TypeDecorator[Any]):
+    """A JSON value: JSONB (indexable, compact) on PostgreSQL, JSON text on SQLite."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
 
 
 def utcnow() -> dt.datetime:

@@ -9,10 +9,16 @@ order (auth first) so later services can read the user ids auth recorded.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy import func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from azora.db.engines import Databases
+from azora.db.lifecycle import explained, require_head
+from azora.db.migrate import MigrationSource
+from azora.db.uow import UnitOfWork
 
 #: Well-known owner ids of the system wallets (treasury, reward pool, escrow).
 SYSTEM_TREASURY_ID = uuid.UUID("00000000-0000-7000-8000-000000000001")
@@ -32,6 +38,8 @@ class SeedContext:
     """What seeds share across databases during one ``azora db seed`` run."""
 
     production: bool
+    #: password for the studio admin account; generated (and shown once) when None.
+    admin_password: str | None = None
     #: user ids by email, filled by the auth seed (empty in production).
     users: dict[str, uuid.UUID] = field(default_factory=dict)
     #: ids other services refer to, by a descriptive key (e.g. ``"course:python-intro"``).
@@ -45,3 +53,57 @@ class SeedContext:
 
 
 SeedFunction = Callable[[AsyncSession, SeedContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    """Row counts of one database before and after its seed ran."""
+
+    service: str
+    rows_before: int
+    rows_after: int
+
+    @property
+    def created(self) -> int:
+        """Rows the seed added."""
+        return self.rows_after - self.rows_before
+
+
+async def count_rows(databases: Databases, source: MigrationSource) -> int:
+    """Rows in all of the service's model tables together."""
+    tables = list(source.metadata.sorted_tables)
+    counts = union_all(*(select(func.count()).select_from(t) for t in tables)).subquery()
+    async with databases.engine(source.service).connect() as connection:
+        total = await connection.scalar(select(func.sum(counts.c[0])))
+    return int(total or 0)
+
+
+async def run_seeds(
+    databases: Databases,
+    plan: Sequence[tuple[MigrationSource, SeedFunction]],
+    *,
+    production: bool,
+    admin_password: str | None = None,
+) -> tuple[list[SeedReport], SeedContext]:
+    """Run each service's seed in its own unit of work, in the order given.
+
+    Every database is checked to be at head before anything is written. A seed that
+    fails rolls its own database back; databases seeded before it keep their rows, and
+    since seeds are idempotent, running again completes the set.
+
+    Raises:
+        DatabaseMissing, DatabaseNotMigrated: a database is not set up.
+        DatabaseError: a database failed while seeding.
+    """
+    for source, _ in plan:
+        await require_head(databases, source)
+    ctx = SeedContext(production=production, admin_password=admin_password)
+    reports = []
+    for source, seed in plan:
+        async with explained(databases, source):
+            before = await count_rows(databases, source)
+            async with UnitOfWork(databases, source.service) as uow:
+                await seed(uow.session, ctx)
+            after = await count_rows(databases, source)
+        reports.append(SeedReport(source.service, before, after))
+    return reports, ctx

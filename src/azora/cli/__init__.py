@@ -1,0 +1,1 @@
+"""The ``azora`` command line."""

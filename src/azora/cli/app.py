@@ -1,0 +1,56 @@
+"""The ``azora`` command: entry point and top-level commands."""
+
+from __future__ import annotations
+
+import typer
+
+from azora import __version__
+from azora.catalog import SERVICES
+from azora.cli import db
+from azora.cli.render import health_table
+from azora.cli.runner import EXIT_ERROR, console, fail, run
+from azora.db.engines import Databases
+from azora.db.health import check_databases
+from azora.errors import AzoraError
+from azora.settings import get_settings
+
+app = typer.Typer(
+    help="Azora's data layer: databases, ledger, cache and events.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+
+
+@app.command()
+def up() -> None:
+    """Set up every database, load the development seed, and report health and row counts."""
+    try:
+        settings = get_settings()
+    except AzoraError as error:
+        fail(error)
+    where = "embedded SQLite in " + str(settings.data_dir) if settings.embedded else "PostgreSQL"
+    console.print(f"[bold]Azora {__version__}[/] on {where}")
+    specs = list(SERVICES.values())
+
+    async def job(databases: Databases) -> bool:
+        await db.setup_all(databases, specs)
+        await db.seed_all(databases, production=False)
+        results = await check_databases(databases, [s.migrations for s in specs])
+        console.print(health_table(results))
+        return all(r.migrated for r in results)
+
+    if not run(job):
+        raise typer.Exit(EXIT_ERROR)
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    console.print(__version__)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,51 @@
+"""How every command runs: settings, databases, one event loop, readable failures.
+
+An :class:`~azora.errors.AzoraError` becomes one red line (plus a hint) on stderr and
+exit code 1; Ctrl-C exits 130. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from azora.db.engines import Databases
+from azora.errors import AzoraError
+from azora.settings import get_settings
+
+T = TypeVar("T")
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def fail(error: AzoraError) -> NoReturn:
+    """Print ``error`` as one readable line (and its hint) and exit non-zero."""
+    err_console.print(f"[bold red]error:[/] {escape(error.message)}")
+    if error.hint:
+        err_console.print(f"[dim]hint:[/] {escape(error.hint)}")
+    raise typer.Exit(EXIT_ERROR)
+
+
+def run(job: Callable[[Databases], Awaitable[T]]) -> T:
+    """Run ``job`` with the configured databases on a fresh event loop, then close them."""
+
+    async def main() -> T:
+        async with Databases(get_settings()) as databases:
+            return await job(databases)
+
+    try:
+        return asyncio.run(main())
+    except AzoraError as error:
+        fail(error)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None

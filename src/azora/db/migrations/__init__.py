@@ -1,0 +1,1 @@
+"""Alembic's environment shared by the nine per-service migration histories."""

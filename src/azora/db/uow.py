@@ -1,0 +1,98 @@
+"""The unit of work: the one way service code runs a transaction on its database.
+
+    async with UnitOfWork(databases, ServiceName.MINT) as uow:
+        uow.session.add(wallet)
+        await uow.session.flush()
+
+Leaving the block normally commits once; leaving it by an exception rolls back and
+re-raises. Services flush, never commit. Later parts attach to the two hooks:
+``before_commit`` callbacks run inside the transaction (outbox events, audit rows),
+``after_commit`` callbacks run only once the commit succeeded (cache invalidation) and
+are dropped on rollback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from azora.db.engines import Databases
+from azora.types import ServiceName
+
+logger = logging.getLogger(__name__)
+
+BeforeCommit = Callable[["UnitOfWork"], Awaitable[None]]
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+class UnitOfWork:
+    """One transaction on one service database (see the module docstring)."""
+
+    def __init__(self, databases: Databases, service: ServiceName) -> None:
+        self.service = service
+        self._engine = databases.engine(service)
+        self._session: AsyncSession | None = None
+        self._before_commit: list[BeforeCommit] = []
+        self._after_commit: list[AfterCommit] = []
+        self.committed = False
+
+    @property
+    def session(self) -> AsyncSession:
+        """The session of the open transaction.
+
+        Raises:
+            RuntimeError: used outside ``async with``.
+        """
+        if self._session is None:
+            raise RuntimeError("UnitOfWork.session used outside `async with`")
+        return self._session
+
+    def before_commit(self, callback: BeforeCommit) -> None:
+        """Run ``callback`` inside the transaction, just before it commits."""
+        self._before_commit.append(callback)
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        """Run ``callback`` once the transaction has committed; never on rollback."""
+        self._after_commit.append(callback)
+
+    async def __aenter__(self) -> Self:
+        if self._session is not None:
+            raise RuntimeError("a UnitOfWork is entered once")
+        self._session = AsyncSession(self._engine, expire_on_commit=False, autoflush=True)
+        await self._session.begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self.session
+        try:
+            if exc_type is None:
+                for hook in self._before_commit:
+                    await hook(self)
+                await session.commit()
+                self.committed = True
+            else:
+                await session.rollback()
+        except BaseException:
+            await session.rollback()
+            raise
+        finally:
+            await session.close()
+            self._before_commit.clear()
+        callbacks, self._after_commit = self._after_commit, []
+        if self.committed:
+            for callback in callbacks:
+                try:
+                    await callback()
+                except Exception:
+                    # The data is committed; a failed follow-up must not report the write as
+                    # failed. Follow-ups are best-effort by contract and log their failure.
+                    logger.exception("after-commit callback failed on %s", self.service)

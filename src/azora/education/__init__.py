@@ -1,0 +1,1 @@
+"""Education service: students, courses, progress and certificates (``azora_education``)."""

@@ -1,0 +1,1 @@
+"""Family service: the eleven AI family members and their conversations (``azora_family``)."""

@@ -1,0 +1,1 @@
+"""Forge service: jobs marketplace, applications, contracts and disputes (``azora_forge``)."""

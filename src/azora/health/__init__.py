@@ -1,0 +1,1 @@
+"""Health service: logs, the compliance log and health-check history (``azora_health``)."""

@@ -1,0 +1,1 @@
+"""Mint service: wallets, the double-entry ledger, staking, mining and UBI (``azora_mint``)."""

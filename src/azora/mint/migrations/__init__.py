@@ -1,0 +1,1 @@
+"""Migration history of the azora_mint database."""

@@ -1,0 +1,1 @@
+"""Nexus service: event history, preferences, recommendations and interactions (``azora_nexus``)."""

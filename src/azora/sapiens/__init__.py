@@ -1,0 +1,1 @@
+"""Sapiens service: AI tutoring, learning paths, assessments and progress (``azora_sapiens``)."""
