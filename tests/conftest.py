@@ -1,0 +1,118 @@
+"""Fixtures shared by the whole suite: the two backends and their throwaway databases.
+
+``AZORA_TEST_POSTGRES_URL`` enables the PostgreSQL half of every database test;
+with ``AZORA_REQUIRE_SERVICES=1`` a missing or unreachable server fails the run
+instead of skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from azora.db.engines import Databases
+from azora.settings import Settings, get_settings
+from tests import databases as dbs
+
+BACKENDS = ("sqlite", "postgresql")
+REQUIRE_SERVICES = os.environ.get("AZORA_REQUIRE_SERVICES") == "1"
+_KEEP_ENV = {"AZORA_TEST_POSTGRES_URL", "AZORA_REQUIRE_SERVICES"}
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No developer AZORA_* variable leaks into a test, and settings are re-read."""
+    for name in list(os.environ):
+        if name.startswith("AZORA_") and name not in _KEEP_ENV:
+            monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL server for tests; skips (or fails when required) without one."""
+    url = os.environ.get("AZORA_TEST_POSTGRES_URL")
+    if not url:
+        if REQUIRE_SERVICES:
+            pytest.fail("AZORA_REQUIRE_SERVICES=1 but AZORA_TEST_POSTGRES_URL is not set")
+        pytest.skip("set AZORA_TEST_POSTGRES_URL to run the PostgreSQL tests")
+    try:
+        asyncio.run(dbs.ping_postgres(url))
+    except (OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - any failure
+        if REQUIRE_SERVICES:
+            pytest.fail(f"PostgreSQL at AZORA_TEST_POSTGRES_URL is unreachable: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each database test runs once on SQLite and once on PostgreSQL."""
+    name: str = request.param
+    if name == "postgresql":
+        request.getfixturevalue("postgres_url")
+    return name
+
+
+def _pg_url_if(backend: str, request: pytest.FixtureRequest) -> str | None:
+    return request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+
+
+@pytest.fixture
+def fresh_settings(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Settings]:
+    """Settings for nine databases that do not exist yet (dropped after the test)."""
+    pg_url = _pg_url_if(backend, request)
+    prefix = dbs.new_prefix()
+    yield dbs.settings_for(backend, data_dir=tmp_path / "data", prefix=prefix, pg_url=pg_url)
+    if pg_url:
+        asyncio.run(dbs.drop_prefixed(pg_url, prefix))
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("sqlite-template")
+    asyncio.run(dbs.setup_all(dbs.settings_for("sqlite", data_dir=directory, prefix="", pg_url=None)))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def _postgres_template(postgres_url: str) -> Iterator[Settings]:
+    prefix = dbs.new_prefix()
+    settings = dbs.settings_for("postgresql", data_dir=Path(), prefix=prefix, pg_url=postgres_url)
+    asyncio.run(dbs.setup_all(settings))
+    yield settings
+    asyncio.run(dbs.drop_prefixed(postgres_url, prefix))
+
+
+@pytest.fixture
+def migrated_settings(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Settings]:
+    """Settings for nine migrated, empty databases, emptied again after the test.
+
+    The schema is shared across tests: a test that changes it uses ``fresh_settings``.
+    """
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("_sqlite_template")
+        data_dir = tmp_path / "data"
+        dbs.copy_sqlite_files(template, data_dir)
+        yield dbs.settings_for("sqlite", data_dir=data_dir, prefix="", pg_url=None)
+        return
+    settings: Settings = request.getfixturevalue("_postgres_template")
+    yield settings
+    asyncio.run(dbs.truncate_all(settings))
+
+
+@pytest.fixture
+async def databases(migrated_settings: Settings) -> AsyncIterator[Databases]:
+    """Engines for the nine migrated databases of the test's backend."""
+    async with Databases(migrated_settings) as opened:
+        yield opened
