@@ -56,7 +56,7 @@ def _exec(command: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     """Run the task named by ``argv[0]``; returns its exit code."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - a plain `python3` may be older
         _say(f"Python 3.11 or newer is required (this is {sys.version.split()[0]})")
         return 2
     task, rest = (argv[0], argv[1:]) if argv else ("help", [])

@@ -17,7 +17,7 @@ from azora.errors import ConfigurationError
 from azora.types import Environment, ServiceName
 
 #: Placeholders that let development and tests start without secrets; refused in production.
-DEV_JWT_SECRET = "dev-insecure-jwt-secret-change-me"  # noqa: S105 - a public placeholder
+DEV_JWT_SECRET = "dev-insecure-jwt-secret-change-me"
 DEV_ENCRYPTION_KEY = "dev-insecure-encryption-key-change-me"
 
 
@@ -94,6 +94,10 @@ class Settings(BaseSettings):
         return self.encryption_key.get_secret_value() if self.encryption_key else DEV_ENCRYPTION_KEY
 
 
+def _variable(location: tuple[int | str, ...]) -> str:
+    return "AZORA_" + "_".join(str(p) for p in location).upper() if location else "settings"
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment.
 
@@ -103,11 +107,7 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'AZORA_' + '.'.join(str(p) for p in err['loc']).upper() if err['loc'] else 'settings'}"
-            f": {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(f"{_variable(err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigurationError(
             f"invalid configuration: {problems}", hint="fix the AZORA_* environment variables"
         ) from None

@@ -54,7 +54,9 @@ class User(Entity, Base):
 class Session(Entity, Base):
     __tablename__ = "sessions"
 
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(512))
@@ -66,7 +68,9 @@ class Session(Entity, Base):
 class Token(Entity, Base):
     __tablename__ = "tokens"
 
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     kind: Mapped[TokenKind] = mapped_column(str_enum(TokenKind, "kind"), index=True)
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     family_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
@@ -107,7 +111,9 @@ class UserProfile(Entity, Base):
 class OAuthAccount(Entity, Base):
     __tablename__ = "oauth_accounts"
 
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     provider: Mapped[str] = mapped_column(String(64))
     provider_subject: Mapped[str] = mapped_column(String(255))
 

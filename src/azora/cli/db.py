@@ -132,10 +132,12 @@ def reset(
     """Drop and recreate databases from empty (development only; destroys their data)."""
     specs = _selected(services)
     if get_settings().env is Environment.PRODUCTION:
-        fail(OperationRefused(
-            "refusing to reset databases when AZORA_ENV=production",
-            hint="reset is for development; restore a backup in production",
-        ))
+        fail(
+            OperationRefused(
+                "refusing to reset databases when AZORA_ENV=production",
+                hint="reset is for development; restore a backup in production",
+            )
+        )
     names = ", ".join(s.name for s in specs)
     if not yes and not typer.confirm(f"Drop and recreate {names}? All their data is lost"):
         err_console.print("aborted; nothing was changed")
@@ -180,10 +182,12 @@ def seed(
 ) -> None:
     """Load seed data (the development set, or --prod); creates only what is missing."""
     if not prod and get_settings().env is Environment.PRODUCTION:
-        fail(OperationRefused(
-            "refusing to load development seed data when AZORA_ENV=production",
-            hint="use `azora db seed --prod`",
-        ))
+        fail(
+            OperationRefused(
+                "refusing to load development seed data when AZORA_ENV=production",
+                hint="use `azora db seed --prod`",
+            )
+        )
     run(lambda databases: seed_all(databases, production=prod))
 
 

@@ -30,7 +30,12 @@ def health_table(results: Sequence[DatabaseHealth]) -> Table:
         else:
             state, latency, rev = f"[red]down[/] {escape(item.error or '')}", "-", "-"
         table.add_row(
-            item.service, item.backend, state, latency, rev, revision(item.head),
+            item.service,
+            item.backend,
+            state,
+            latency,
+            rev,
+            revision(item.head),
             escape(item.location),
         )
     return table

@@ -7,7 +7,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from azora.db.engines import build_engine
-from azora.db.errors import DatabaseError, DatabaseUnreachable, explain_connection_error
+from azora.db.errors import DatabaseError, explain_connection_error
 from azora.db.urls import DatabaseTarget
 from azora.settings import Settings
 

@@ -54,16 +54,14 @@ class IdMixin:
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("id", new_id())
-        super().__init__(**kwargs)  # type: ignore[call-arg]  # the declarative constructor
+        super().__init__(**kwargs)
 
 
 class TimestampMixin:
     """``created_at`` and ``updated_at`` in UTC, maintained by the database layer."""
 
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, sort_order=100)
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        default=utcnow, onupdate=utcnow, sort_order=101
-    )
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, sort_order=101)
 
 
 class Entity(IdMixin, TimestampMixin):

@@ -71,8 +71,10 @@ def alembic_config(source: MigrationSource, connection: Connection | None = None
     config.set_main_option("truncate_slug_length", "40")
     if shutil.which("ruff"):
         config.set_section_option("post_write_hooks", "hooks", "ruff_fix, ruff_format")
-        for name, args in (("ruff_fix", "check --fix --quiet --exit-zero REVISION_SCRIPT_FILENAME"),
-                           ("ruff_format", "format --quiet REVISION_SCRIPT_FILENAME")):
+        for name, args in (
+            ("ruff_fix", "check --fix --quiet --exit-zero REVISION_SCRIPT_FILENAME"),
+            ("ruff_format", "format --quiet REVISION_SCRIPT_FILENAME"),
+        ):
             config.set_section_option("post_write_hooks", f"{name}.type", "exec")
             config.set_section_option("post_write_hooks", f"{name}.executable", "ruff")
             config.set_section_option("post_write_hooks", f"{name}.options", args)
@@ -178,7 +180,11 @@ def _describe(diff: Any) -> str:
         name = getattr(item, "name", None)
         table = getattr(item, "table", None)
         if name is not None:
-            names.append(f"{table.name}.{name}" if table is not None and kind.endswith(("column", "index")) else str(name))
+            names.append(
+                f"{table.name}.{name}"
+                if table is not None and kind.endswith(("column", "index"))
+                else str(name)
+            )
         elif isinstance(item, str):
             names.append(item)
     return f"{kind} {' '.join(names)}".strip()

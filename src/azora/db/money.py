@@ -79,11 +79,13 @@ class Money(TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
+        amount: Decimal
         if dialect.name == "sqlite":
-            if not isinstance(value, int):  # an aggregate such as SUM over no rows, or a bug
-                value = int(Decimal(str(value)))
-            return (Decimal(value) / _UNITS_PER_ONE).quantize(_UNIT)
-        return Decimal(value).quantize(_UNIT)
+            units: int = value if isinstance(value, int) else int(Decimal(str(value)))
+            amount = Decimal(units) / _UNITS_PER_ONE
+        else:
+            amount = Decimal(value)
+        return amount.quantize(_UNIT)
 
     @property
     def python_type(self) -> type[Decimal]:

@@ -30,7 +30,7 @@ DEV_STUDENT_EMAIL = "student@azora.world"
 DEV_EDUCATOR_EMAIL = "educator@azora.world"
 DEV_EMPLOYER_EMAIL = "employer@azora.world"
 DEV_ADMIN_EMAIL = "admin@azora.world"
-DEV_SEED_PASSWORD = "Azora2025!"  # noqa: S105 - documented development-only credential
+DEV_SEED_PASSWORD = "Azora2025!"
 
 
 @dataclass
