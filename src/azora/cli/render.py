@@ -17,27 +17,28 @@ def revision(value: str | None) -> str:
 
 
 def health_table(results: Sequence[DatabaseHealth]) -> Table:
-    """One row per database: up/down, latency, revision against head."""
+    """One row per database: up/down, latency, revision (and head when behind), location.
+
+    Why a database is down is in the table's caption, one line per database.
+    """
     table = Table(title="Database health")
-    for column in ("database", "backend", "status", "latency", "revision", "head"):
-        table.add_column(column, no_wrap=column != "status")
+    for column in ("database", "status", "latency", "revision"):
+        table.add_column(column, no_wrap=True)
     table.add_column("location", overflow="fold")
     for item in results:
         if item.up:
             state = "[green]up[/]" if item.migrated else "[yellow]up, not migrated[/]"
-            latency = f"{item.latency_ms:.1f} ms" if item.latency_ms is not None else "-"
+            latency = f"{item.latency_ms:.2f} ms" if item.latency_ms is not None else "-"
             rev = revision(item.revision)
+            if not item.migrated:
+                rev += f" (head {revision(item.head)})"
         else:
-            state, latency, rev = f"[red]down[/] {escape(item.error or '')}", "-", "-"
-        table.add_row(
-            item.service,
-            item.backend,
-            state,
-            latency,
-            rev,
-            revision(item.head),
-            escape(item.location),
-        )
+            state, latency, rev = "[red]down[/]", "-", "-"
+        table.add_row(item.service, state, latency, rev, escape(item.location))
+    errors = [f"{item.service}: {item.error}" for item in results if not item.up]
+    if errors:
+        table.caption = escape("\n".join(errors))
+        table.caption_justify = "left"
     return table
 
 
