@@ -44,7 +44,7 @@ def postgres_url() -> str:
         pytest.skip("set AZORA_TEST_POSTGRES_URL to run the PostgreSQL tests")
     try:
         asyncio.run(dbs.ping_postgres(url))
-    except (OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - any failure
+    except (TimeoutError, OSError, Exception) as exc:
         if REQUIRE_SERVICES:
             pytest.fail(f"PostgreSQL at AZORA_TEST_POSTGRES_URL is unreachable: {exc}")
         pytest.skip(f"PostgreSQL unreachable: {exc}")
@@ -79,7 +79,9 @@ def fresh_settings(
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("sqlite-template")
-    asyncio.run(dbs.setup_all(dbs.settings_for("sqlite", data_dir=directory, prefix="", pg_url=None)))
+    asyncio.run(
+        dbs.setup_all(dbs.settings_for("sqlite", data_dir=directory, prefix="", pg_url=None))
+    )
     return directory
 
 

@@ -20,7 +20,8 @@ from azora.types import ServiceName
 SPEC_FILE = "DATA-MODEL.md"
 # Read at import: the suite's autouse fixture clears every AZORA_* variable before a test.
 _SPEC_DIR = os.environ.get("AZORA_SPEC_DIR")
-_DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "spec"
+_REPO = Path(__file__).resolve().parents[1]
+_DEFAULT_SPEC_DIR = _REPO.parent / "shared" / "spec"
 
 _SECTION = re.compile(r"^## azora_(\w+)\s*$")
 _ENTITY = re.compile(r"^- \*\*(\w+)\*\*")

@@ -78,6 +78,6 @@ def test_services_never_open_their_own_transactions() -> None:
 def test_the_rules_can_fail(tmp_path: Path) -> None:
     """The scanners see the patterns they forbid (so a green run means something)."""
     sample = ast.parse("from azora.mint.models import Wallet\nsession.commit()\nconn.begin()\n")
-    assert ("azora.mint.models" in {m for _, m in _imported_modules(sample)})
+    assert "azora.mint.models" in {m for _, m in _imported_modules(sample)}
     assert list(_calls(sample, "commit")) == [2]
     assert list(_calls(sample, "begin")) == [3]

@@ -73,13 +73,6 @@ class Settings(BaseSettings):
                     raise ValueError(f"{name} must be at least 32 characters in production")
         return self
 
-    @property
-    def embedded(self) -> bool:
-        """True when no PostgreSQL server is configured for any service."""
-        return self.database_url is None and not any(
-            self.service_url_override(s) for s in ServiceName
-        )
-
     def service_url_override(self, service: ServiceName) -> str | None:
         """The complete URL configured for one service, if any."""
         value: str | None = getattr(self, f"{service.value}_database_url")

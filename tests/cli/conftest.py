@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -12,8 +13,9 @@ ApplySettings = Callable[[Settings], Settings]
 
 
 @pytest.fixture(autouse=True)
-def _wide_plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tables render on one line per row and without colour codes, so rows can be read."""
+def _wide_plain_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tables render one line per row without colour codes; a stray ``.azora`` stays in tmp."""
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "400")
     for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         monkeypatch.delenv(name, raising=False)

@@ -40,20 +40,35 @@ def assert_clean_failure(result: Result) -> str:
     return lines[0]
 
 
-def table_row(output: str, service: str) -> str:
-    """The line of a rendered table whose first cell is ``service``."""
-    rows = [line for line in output.splitlines() if line.startswith(f"│ {service} ")]
-    assert len(rows) == 1, f"no single row for {service!r} in:\n{output}"
-    return rows[0]
+def read_table(output: str, title: str) -> dict[str, dict[str, str]]:
+    """The rows of the table titled ``title``: first cell -> column header -> cell text."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == title), None)
+    assert start is not None, f"no table {title!r} in:\n{output}"
+    header = next(i for i in range(start, len(lines)) if lines[i].startswith("┃"))
+    columns = [c.strip() for c in lines[header].strip("┃").split("┃")]
+    rows: dict[str, dict[str, str]] = {}
+    for line in lines[header + 1 :]:
+        if line.startswith("└"):
+            break
+        if line.startswith("│"):
+            cells = [c.strip() for c in line.strip("│").split("│")]
+            assert cells[0], f"a wrapped row in {title!r}:\n{output}"
+            rows[cells[0]] = dict(zip(columns, cells, strict=True))
+    return rows
+
+
+def flat(text: str) -> str:
+    """``text`` with every run of whitespace (including line wraps) as one space."""
+    return " ".join(text.split())
 
 
 def execute_sql(settings: Settings, service: ServiceName, sql: str) -> None:
     """Run one statement in ``service``'s database, committed."""
 
     async def go() -> None:
-        async with Databases(settings) as databases:
-            async with databases.engine(service).begin() as connection:
-                await connection.exec_driver_sql(sql)
+        async with Databases(settings) as databases, databases.engine(service).begin() as conn:
+            await conn.exec_driver_sql(sql)
 
     asyncio.run(go())
 
@@ -68,11 +83,17 @@ def downgrade_to_base(settings: Settings, service: ServiceName) -> None:
     asyncio.run(go())
 
 
-def total_rows(settings: Settings) -> int:
-    """Rows in every model table of the nine databases together."""
+def total_rows(settings: Settings, *, skip: ServiceName | None = None) -> int:
+    """Rows in every model table of the nine databases (but ``skip``) together."""
 
     async def go() -> int:
         async with Databases(settings) as databases:
-            return sum([await count_rows(databases, spec.migrations) for spec in SERVICES.values()])
+            return sum(
+                [
+                    await count_rows(databases, spec.migrations)
+                    for spec in SERVICES.values()
+                    if spec.name != skip
+                ]
+            )
 
     return asyncio.run(go())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 import pytest
@@ -14,25 +15,26 @@ from tests.cli.helpers import (
     assert_clean_failure,
     downgrade_to_base,
     execute_sql,
+    flat,
     invoke,
-    table_row,
+    read_table,
     total_rows,
 )
 
 
-def _setup(settings: Settings) -> None:
+def _setup() -> None:
     result = invoke("db", "setup")
     assert result.exit_code == 0, result.output
 
 
-def _seed() -> int:
-    """Seed through the CLI; returns the created count of the table's total row."""
+def _seed() -> tuple[int, str]:
+    """Seed through the CLI; returns the total row's created count, and the output."""
     result = invoke("db", "seed")
     assert result.exit_code == 0, result.output
     assert "Rows per database" in result.stdout
-    cells = [c.strip() for c in table_row(result.stdout, "total").strip("│").split("│")]
-    assert cells[0] == "total"
-    return int(cells[2])
+    table = read_table(result.stdout, "Rows per database")
+    assert set(table) == {*SERVICE_NAMES, "total"}
+    return int(table["total"]["created"]), result.stdout
 
 
 def test_setup_creates_and_migrates_all_then_has_nothing_to_do(cli_settings: Settings) -> None:
@@ -49,79 +51,89 @@ def test_setup_creates_and_migrates_all_then_has_nothing_to_do(cli_settings: Set
 
 
 def test_seed_creates_rows_once(cli_settings: Settings) -> None:
-    _setup(cli_settings)
-    first = invoke("db", "seed")
-    assert first.exit_code == 0, first.output
-    assert "Rows per database" in first.stdout
-    assert "rows created" in first.stdout
-    for name in SERVICE_NAMES:
-        table_row(first.stdout, name)
+    _setup()
+    created, output = _seed()
+    assert "rows created" in output
     rows = total_rows(cli_settings)
-    assert rows > 0
+    assert created == rows > 0
 
-    assert _seed() == 0
+    created, output = _seed()
+    assert created == 0
+    assert "nothing to do" in output
     assert total_rows(cli_settings) == rows
-    again = invoke("db", "seed")
-    assert "nothing to do" in again.stdout
+
+
+def _status() -> tuple[int, dict[str, str]]:
+    """``azora db status``: its exit code and each database's state."""
+    result = invoke("db", "status")
+    table = read_table(result.stdout, "Migration status")
+    assert set(table) == set(SERVICE_NAMES), result.output
+    return result.exit_code, {name: row["state"] for name, row in table.items()}
 
 
 def test_status_is_up_to_date_after_setup(cli_settings: Settings) -> None:
-    _setup(cli_settings)
-    result = invoke("db", "status")
-    assert result.exit_code == 0, result.output
-    for name in SERVICE_NAMES:
-        assert "up to date" in table_row(result.stdout, name)
+    _setup()
+    code, states = _status()
+    assert code == 0
+    assert all(state == "up to date" for state in states.values()), states
 
 
 def test_status_fails_when_migrations_are_pending(cli_settings: Settings) -> None:
-    _setup(cli_settings)
+    _setup()
     downgrade_to_base(cli_settings, ServiceName.HEALTH)
-    result = invoke("db", "status")
-    assert result.exit_code == 1, result.output
-    assert "migrations pending" in table_row(result.stdout, "health")
-    assert "up to date" in table_row(result.stdout, "auth")
+    code, states = _status()
+    assert code == 1
+    assert states.pop("health").startswith("migrations pending")
+    assert all(state == "up to date" for state in states.values()), states
 
 
 def test_status_fails_on_drift(cli_settings: Settings) -> None:
-    _setup(cli_settings)
+    _setup()
     execute_sql(cli_settings, ServiceName.HEALTH, "ALTER TABLE logs ADD COLUMN surprise INTEGER")
-    result = invoke("db", "status")
-    assert result.exit_code == 1, result.output
-    row = table_row(result.stdout, "health")
-    assert "drift:" in row
-    assert "surprise" in row
-    assert "up to date" in table_row(result.stdout, "mint")
+    code, states = _status()
+    assert code == 1
+    health = states.pop("health")
+    assert health.startswith("drift:")
+    assert "surprise" in health
+    assert all(state == "up to date" for state in states.values()), states
+
+
+def _health() -> tuple[int, dict[str, dict[str, str]], str]:
+    """``azora db health``: its exit code, its rows, and its whole output on one line."""
+    result = invoke("db", "health")
+    table = read_table(result.stdout, "Database health")
+    assert set(table) == set(SERVICE_NAMES), result.output
+    return result.exit_code, table, flat(result.stdout)
 
 
 def test_health_is_up_after_setup(cli_settings: Settings) -> None:
-    _setup(cli_settings)
-    result = invoke("db", "health")
-    assert result.exit_code == 0, result.output
-    assert "Database health" in result.stdout
-    for name in SERVICE_NAMES:
-        cells = [c.strip() for c in table_row(result.stdout, name).strip("│").split("│")]
-        assert cells[2] == "up", cells
-        assert cells[4] == cells[5] == "0001", cells
+    _setup()
+    code, table, _ = _health()
+    assert code == 0
+    for row in table.values():
+        assert row["status"] == "up", row
+        assert row["revision"] == row.get("head", "0001") == "0001", row
 
 
 def test_health_reports_databases_not_created(cli_settings: Settings) -> None:
-    result = invoke("db", "health")
-    assert result.exit_code == 1, result.output
-    expected = "not created yet" if cli_settings.database_url is None else "does not exist"
-    for name in SERVICE_NAMES:
-        row = table_row(result.stdout, name)
-        assert "down" in row
-        assert expected in row
+    code, table, text = _health()
+    assert code == 1
+    assert all(row["status"].startswith("down") for row in table.values()), table
+    if cli_settings.database_url is None:
+        assert text.count("not created yet") == len(SERVICE_NAMES), text
+    else:
+        for name in SERVICE_NAMES:
+            assert re.search(rf"the {name} database at \S+ does not exist", text), text
 
 
 def test_health_reports_an_unreachable_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZORA_DATABASE_URL", "postgresql://postgres@127.0.0.1:1")
-    result = invoke("db", "health")
-    assert result.exit_code == 1, result.output
+    code, table, text = _health()
+    assert code == 1
+    assert all(row["status"].startswith("down") for row in table.values()), table
     for name in SERVICE_NAMES:
-        row = table_row(result.stdout, name)
-        assert "down" in row
-        assert "connection refused" in row
+        assert f"cannot reach the {name} database at" in text
+    assert text.count("connection refused") == len(SERVICE_NAMES), text
 
 
 def test_migrate_on_a_missing_database_suggests_setup(cli_settings: Settings) -> None:
@@ -133,18 +145,20 @@ def test_migrate_on_a_missing_database_suggests_setup(cli_settings: Settings) ->
 
 
 def test_reset_yes_drops_and_recreates(cli_settings: Settings) -> None:
-    _setup(cli_settings)
-    assert _seed() > 0
+    _setup()
+    assert _seed()[0] > 0
     result = invoke("db", "reset", "--yes")
     assert result.exit_code == 0, result.output
     for name in SERVICE_NAMES:
         assert f"{name}: reset to 0001" in result.stdout
     assert total_rows(cli_settings) == 0
-    assert _seed() > 0
+    created, output = _seed()
+    assert created > 0
+    assert "rows created" in output
 
 
 def test_reset_declined_at_the_prompt_changes_nothing(cli_settings: Settings) -> None:
-    _setup(cli_settings)
+    _setup()
     _seed()
     rows = total_rows(cli_settings)
     result = invoke("db", "reset", stdin="n\n")
@@ -157,7 +171,7 @@ def test_reset_declined_at_the_prompt_changes_nothing(cli_settings: Settings) ->
 def test_reset_is_refused_in_production(
     cli_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _setup(cli_settings)
+    _setup()
     _seed()
     rows = total_rows(cli_settings)
     monkeypatch.setenv("AZORA_ENV", "production")
@@ -195,5 +209,9 @@ def test_up_sets_up_seeds_and_reports(cli_settings: Settings) -> None:
     assert "Database health" in result.stdout
     for name in SERVICE_NAMES:
         assert f"{name}: created and migrated" in result.stdout
-        assert "│ up " in table_row(result.stdout.split("Database health")[1], name)
+    health = read_table(result.stdout, "Database health")
+    assert set(health) == set(SERVICE_NAMES)
+    assert all(row["status"] == "up" for row in health.values()), health
+    seeded = read_table(result.stdout, "Rows per database")
+    assert int(seeded["total"]["rows"]) == int(seeded["total"]["created"]) > 0
     assert total_rows(cli_settings) > 0

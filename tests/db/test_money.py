@@ -23,9 +23,9 @@ from azora.types import Currency, ServiceName
 from tests import databases as dbs
 
 #: Every representable amount: integers of 10^-8 units across the whole 18-digit range.
-amounts = st.integers(
-    min_value=int(MONEY_MIN.scaleb(8)), max_value=int(MONEY_MAX.scaleb(8))
-).map(lambda units: Decimal(units).scaleb(-8))
+amounts = st.integers(min_value=int(MONEY_MIN.scaleb(8)), max_value=int(MONEY_MAX.scaleb(8))).map(
+    lambda units: Decimal(units).scaleb(-8)
+)
 
 
 class MoneyStore:
@@ -40,9 +40,16 @@ class MoneyStore:
         async with self.databases.engine(ServiceName.MINT).begin() as connection:
             await connection.execute(
                 Wallet.__table__.insert().values(
-                    id=SYSTEM_TREASURY_ID, user_id=SYSTEM_TREASURY_ID, currency=Currency.AZR,
-                    kind=WalletKind.TREASURY, balance=0, staked=0, earned=0, status="active",
-                    created_at=utcnow(), updated_at=utcnow(),
+                    id=SYSTEM_TREASURY_ID,
+                    user_id=SYSTEM_TREASURY_ID,
+                    currency=Currency.AZR,
+                    kind=WalletKind.TREASURY,
+                    balance=0,
+                    staked=0,
+                    earned=0,
+                    status="active",
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
                 )
             )
 

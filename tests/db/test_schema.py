@@ -163,10 +163,18 @@ def _statement(sql: str) -> TextClause:
     return text(sql).bindparams(*ids)
 
 
-async def _snapshot(databases: Databases, service: ServiceName, table: str) -> list[Any]:
+async def _snapshot(
+    databases: Databases, service: ServiceName, table: str
+) -> list[tuple[Any, ...]]:
     async with databases.engine(service).connect() as connection:
         result = await connection.execute(text(f"SELECT * FROM {table} ORDER BY id"))
         return [tuple(row) for row in result]
+
+
+async def _execute_in_one_transaction(databases: Databases, violation: Violation) -> None:
+    async with databases.engine(violation.service).begin() as connection:
+        for sql in violation.statements:
+            await connection.execute(_statement(sql))
 
 
 @pytest.fixture
@@ -183,7 +191,5 @@ async def test_the_database_refuses_data_that_breaks_a_rule(
 ) -> None:
     before = await _snapshot(seeded, violation.service, violation.table)
     with pytest.raises(IntegrityError, match=violation.refused_by):
-        async with seeded.engine(violation.service).begin() as connection:
-            for sql in violation.statements:
-                await connection.execute(_statement(sql))
+        await _execute_in_one_transaction(seeded, violation)
     assert await _snapshot(seeded, violation.service, violation.table) == before

@@ -50,14 +50,17 @@ async def test_the_development_seed_has_the_documented_people_and_family(
 async def test_the_seeded_ledger_balances(databases: Databases) -> None:
     await _seed(databases, production=False)
     async with databases.engine(ServiceName.MINT).connect() as connection:
-        entries = (await connection.execute(
-            select(LedgerEntry.transaction_id, LedgerEntry.wallet_id, LedgerEntry.amount)
-        )).all()
-        wallets = (await connection.execute(
-            select(Wallet.id, Wallet.currency, Wallet.balance)
-        )).all()
+        entries = (
+            await connection.execute(
+                select(LedgerEntry.transaction_id, LedgerEntry.wallet_id, LedgerEntry.amount)
+            )
+        ).all()
+        wallets = (
+            await connection.execute(select(Wallet.id, Wallet.currency, Wallet.balance))
+        ).all()
         transactions = await connection.scalar(select(func.count()).select_from(Transaction))
-    assert transactions and entries
+    assert transactions
+    assert entries
     per_transaction: dict[object, Decimal] = defaultdict(Decimal)
     per_wallet: dict[object, Decimal] = defaultdict(Decimal)
     for transaction_id, wallet_id, amount in entries:

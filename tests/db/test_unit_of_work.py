@@ -12,7 +12,9 @@ from azora.types import ServiceName
 
 
 def _member(name: str) -> FamilyMember:
-    return FamilyMember(name=name, role="tester", traits=["patient"], background="b", relationships={})
+    return FamilyMember(
+        name=name, role="tester", traits=["patient"], background="b", relationships={}
+    )
 
 
 async def _count(databases: Databases) -> int:
@@ -72,7 +74,7 @@ async def test_after_commit_callbacks_are_dropped_on_rollback(databases: Databas
 async def test_a_failing_commit_rolls_back_everything(databases: Databases) -> None:
     async with UnitOfWork(databases, ServiceName.FAMILY) as uow:
         uow.session.add(_member("Ada"))
-    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
         async with UnitOfWork(databases, ServiceName.FAMILY) as uow:
             uow.session.add(_member("Grace"))
             uow.session.add(_member("Ada"))  # violates the unique name at flush/commit

@@ -8,11 +8,11 @@ from azora import __version__
 from azora.catalog import SERVICES
 from azora.cli import db
 from azora.cli.render import health_table
-from azora.cli.runner import EXIT_ERROR, console, fail, run
+from azora.cli.runner import EXIT_ERROR, console, fail, run, settings
 from azora.db.engines import Databases
 from azora.db.health import check_databases
+from azora.db.urls import resolve_target
 from azora.errors import AzoraError
-from azora.settings import get_settings
 
 app = typer.Typer(
     help="Azora's data layer: databases, ledger, cache and events.",
@@ -26,13 +26,16 @@ app.add_typer(db.app, name="db")
 @app.command()
 def up() -> None:
     """Set up every database, load the development seed, and report health and row counts."""
+    specs = list(SERVICES.values())
     try:
-        settings = get_settings()
+        backends = {resolve_target(settings(), s.name).backend for s in specs}
     except AzoraError as error:
         fail(error)
-    where = "embedded SQLite in " + str(settings.data_dir) if settings.embedded else "PostgreSQL"
+    where = {
+        frozenset({"sqlite"}): f"embedded SQLite in {settings().data_dir}",
+        frozenset({"postgresql"}): "PostgreSQL",
+    }.get(frozenset(backends), "PostgreSQL and SQLite")
     console.print(f"[bold]Azora {__version__}[/] on {where}")
-    specs = list(SERVICES.values())
 
     async def job(databases: Databases) -> bool:
         await db.setup_all(databases, specs)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from azora.catalog import SERVICES, ServiceSpec, select_services
 from azora.cli.render import health_table, revision, seed_table
-from azora.cli.runner import EXIT_ERROR, console, err_console, fail, run
+from azora.cli.runner import EXIT_ERROR, console, err_console, fail, run, settings
 from azora.db import lifecycle
 from azora.db.engines import Databases
 from azora.db.errors import OperationRefused
@@ -18,7 +18,6 @@ from azora.db.health import check_databases
 from azora.db.migrate import make_migration
 from azora.db.seeding import SeedReport, run_seeds
 from azora.errors import AzoraError
-from azora.settings import get_settings
 from azora.types import Environment
 
 app = typer.Typer(help="Manage the nine service databases.", no_args_is_help=True)
@@ -131,7 +130,7 @@ def reset(
 ) -> None:
     """Drop and recreate databases from empty (development only; destroys their data)."""
     specs = _selected(services)
-    if get_settings().env is Environment.PRODUCTION:
+    if settings().env is Environment.PRODUCTION:
         fail(
             OperationRefused(
                 "refusing to reset databases when AZORA_ENV=production",
@@ -181,7 +180,7 @@ def seed(
     prod: Annotated[bool, typer.Option("--prod", help="The minimal production set.")] = False,
 ) -> None:
     """Load seed data (the development set, or --prod); creates only what is missing."""
-    if not prod and get_settings().env is Environment.PRODUCTION:
+    if not prod and settings().env is Environment.PRODUCTION:
         fail(
             OperationRefused(
                 "refusing to load development seed data when AZORA_ENV=production",

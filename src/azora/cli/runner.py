@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from azora.db.engines import Databases
 from azora.errors import AzoraError
-from azora.settings import get_settings
+from azora.settings import Settings, get_settings
 
 T = TypeVar("T")
 
@@ -35,11 +35,19 @@ def fail(error: AzoraError) -> NoReturn:
     raise typer.Exit(EXIT_ERROR)
 
 
+def settings() -> Settings:
+    """The configured settings, or a readable exit when they are invalid."""
+    try:
+        return get_settings()
+    except AzoraError as error:
+        fail(error)
+
+
 def run(job: Callable[[Databases], Awaitable[T]]) -> T:
     """Run ``job`` with the configured databases on a fresh event loop, then close them."""
 
     async def main() -> T:
-        async with Databases(get_settings()) as databases:
+        async with Databases(settings()) as databases:
             return await job(databases)
 
     try:
