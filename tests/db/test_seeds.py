@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from azora.auth.models import User
 from azora.catalog import SERVICES
 from azora.db.engines import Databases
-from azora.db.seeding import SeedReport, run_seeds
+from azora.db.seeding import SeedContext, SeedReport, run_seeds
 from azora.family.models import FamilyMember
 from azora.mint.models import LedgerEntry, Transaction, Wallet
 from azora.types import ServiceName
@@ -83,3 +85,16 @@ async def test_the_production_seed_has_system_wallets_and_no_users(databases: Da
         kinds = (await connection.execute(select(Wallet.kind, Wallet.currency))).all()
     assert len(kinds) == 12  # treasury, reward pool and escrow for each of four currencies
     assert sum(r.created for r in await _seed(databases, production=True)) == 0
+
+
+async def test_a_failing_seed_leaves_its_database_as_it_was(databases: Databases) -> None:
+    async def broken(session: AsyncSession, ctx: SeedContext) -> None:
+        session.add(FamilyMember(name="Half", role="r", traits=[], background="b"))
+        await session.flush()
+        raise RuntimeError("seed failed midway")
+
+    family = SERVICES[ServiceName.FAMILY].migrations
+    with pytest.raises(RuntimeError, match="midway"):
+        await run_seeds(databases, [(family, broken)], production=False)
+    async with databases.engine(ServiceName.FAMILY).connect() as connection:
+        assert await connection.scalar(select(func.count()).select_from(FamilyMember)) == 0

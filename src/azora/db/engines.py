@@ -28,28 +28,28 @@ def build_engine(target: DatabaseTarget, settings: Settings, *, pooled: bool = T
 
     ``pooled=False`` opens a connection per use (for one-off administrative work).
     """
+    pool_args: dict[str, Any] = (
+        {
+            "pool_size": settings.db_pool_size,
+            "max_overflow": settings.db_max_overflow,
+            "pool_timeout": settings.db_pool_timeout_s,
+            "pool_pre_ping": target.backend == "postgresql",
+        }
+        if pooled
+        else {"poolclass": NullPool}
+    )
     if target.backend == "sqlite":
         engine = create_async_engine(
             target.url,
             echo=settings.db_echo,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            **({} if pooled else {"poolclass": NullPool}),
+            **pool_args,
         )
         _configure_sqlite(engine)
         return engine
     server_settings = {"application_name": f"azora-{target.service}"}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
-    pool_args: dict[str, Any] = (
-        {
-            "pool_size": settings.db_pool_size,
-            "max_overflow": settings.db_max_overflow,
-            "pool_timeout": settings.db_pool_timeout_s,
-            "pool_pre_ping": True,
-        }
-        if pooled
-        else {"poolclass": NullPool}
-    )
     return create_async_engine(
         target.url,
         echo=settings.db_echo,
