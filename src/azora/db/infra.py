@@ -11,11 +11,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import Integer, String, Text, Uuid, column, table
 from sqlalchemy.orm import Mapped, mapped_column
 
 from azora.db.base import IdMixin
-from azora.db.columns import utcnow
+from azora.db.columns import JSONDocument, UTCDateTime, utcnow
 
 
 class OutboxEventMixin(IdMixin):
@@ -52,3 +52,32 @@ class AuditLogMixin(IdMixin):
     user_agent: Mapped[str | None] = mapped_column(String(512))
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True, sort_order=100)
+
+
+#: The same two tables as lightweight clauses, so the unit of work can write them in any
+#: service's database without knowing that service's models.
+OUTBOX_TABLE = table(
+    "outbox_events",
+    column("id", Uuid()),
+    column("type", String()),
+    column("source", String()),
+    column("subject", Uuid()),
+    column("payload", JSONDocument()),
+    column("correlation_id", Uuid()),
+    column("version", Integer()),
+    column("occurred_at", UTCDateTime()),
+    column("attempts", Integer()),
+    column("created_at", UTCDateTime()),
+)
+AUDIT_TABLE = table(
+    "audit_logs",
+    column("id", Uuid()),
+    column("user_id", Uuid()),
+    column("action", String()),
+    column("resource", String()),
+    column("resource_id", String()),
+    column("ip", String()),
+    column("user_agent", Text()),
+    column("metadata", JSONDocument()),
+    column("created_at", UTCDateTime()),
+)

@@ -5,10 +5,11 @@
         await uow.session.flush()
 
 Leaving the block normally commits once; leaving it by an exception rolls back and
-re-raises. Services flush, never commit. Later parts attach to the two hooks:
-``before_commit`` callbacks run inside the transaction (outbox events, audit rows),
-``after_commit`` callbacks run only once the commit succeeded (cache invalidation) and
-are dropped on rollback.
+re-raises. Services flush, never commit. ``emit`` and ``audit`` collect outbox events
+and audit records that are written in the same transaction, just before the commit.
+Two hooks let other parts attach: ``before_commit`` callbacks run inside the
+transaction, ``after_commit`` callbacks run only once the commit succeeded (cache
+invalidation) and are dropped on rollback.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from azora.db.engines import Databases
+from azora.db.outbox import AuditRecord, EventMessage, write_audit, write_outbox
 from azora.types import ServiceName
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ class UnitOfWork:
         self._session: AsyncSession | None = None
         self._before_commit: list[BeforeCommit] = []
         self._after_commit: list[AfterCommit] = []
+        self._events: list[EventMessage] = []
+        self._audit: list[AuditRecord] = []
         self.committed = False
 
     @property
@@ -50,6 +54,19 @@ class UnitOfWork:
         if self._session is None:
             raise RuntimeError("UnitOfWork.session used outside `async with`")
         return self._session
+
+    def emit(self, event: EventMessage) -> None:
+        """Publish ``event`` if, and only if, this transaction commits (via the outbox)."""
+        self._events.append(event)
+
+    def audit(self, record: AuditRecord) -> None:
+        """Append ``record`` to the audit log in this transaction."""
+        self._audit.append(record)
+
+    @property
+    def events(self) -> tuple[EventMessage, ...]:
+        """The events emitted so far in this unit of work."""
+        return tuple(self._events)
 
     def before_commit(self, callback: BeforeCommit) -> None:
         """Run ``callback`` inside the transaction, just before it commits."""
@@ -77,6 +94,8 @@ class UnitOfWork:
             if exc_type is None:
                 for hook in self._before_commit:
                     await hook(self)
+                await write_outbox(session, self._events)
+                await write_audit(session, self._audit)
                 await session.commit()
                 self.committed = True
             else:
@@ -87,6 +106,8 @@ class UnitOfWork:
         finally:
             await session.close()
             self._before_commit.clear()
+            self._events.clear()
+            self._audit.clear()
         callbacks, self._after_commit = self._after_commit, []
         if self.committed:
             for callback in callbacks:

@@ -1,0 +1,392 @@
+"""The posting core every ledger operation goes through.
+
+A movement is a list of legs (wallet, signed amount) that sums to zero. ``post``:
+1. takes the wallets as :func:`lock_wallets` returned them — locked ``FOR UPDATE`` in
+   wallet-id order, so concurrent movements never deadlock and never lose an update;
+2. refuses frozen wallets and any leg that would take a user wallet, the reward pool or
+   escrow below zero (only the treasury may go negative: issuance is its debt);
+3. applies every leg in one conditional ``UPDATE`` (the same guards in SQL, so a bug in
+   Python cannot break the invariant; the CHECK constraint is the third line);
+4. writes the journal header and its entries, and updates the currency's metrics.
+
+On SQLite the unit of work's ``BEGIN IMMEDIATE`` already serialises writers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case, insert, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.base import Executable
+
+from azora.db.ids import new_id
+from azora.db.money import Money, to_money
+from azora.errors import InvalidAmountError
+from azora.mint.errors import (
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidOperation,
+    WalletFrozen,
+    WalletNotFound,
+)
+from azora.mint.models import (
+    EconomicMetrics,
+    IdempotencyKey,
+    LedgerEntry,
+    Transaction,
+    TransactionType,
+    Wallet,
+    WalletKind,
+    WalletStatus,
+)
+from azora.types import Currency
+
+ZERO = Decimal("0")
+
+
+@dataclass(frozen=True)
+class LockedWallet:
+    """A wallet as read under its row lock (its balances cannot change until commit)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    currency: Currency
+    kind: WalletKind
+    balance: Decimal
+    staked: Decimal
+    earned: Decimal
+    status: WalletStatus
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One wallet's part of a movement: signed change of balance (and of staked, earned)."""
+
+    wallet: LockedWallet
+    amount: Decimal
+    staked: Decimal = ZERO
+    earned: Decimal = ZERO
+
+
+_WALLET_COLUMNS = (
+    Wallet.id,
+    Wallet.user_id,
+    Wallet.currency,
+    Wallet.kind,
+    Wallet.balance,
+    Wallet.staked,
+    Wallet.earned,
+    Wallet.status,
+)
+
+
+def checked_amount(value: Decimal | int | str) -> Decimal:
+    """A positive, exact amount.
+
+    Raises:
+        InvalidAmountError: not exact, more than 8 decimals, out of range, or not > 0.
+    """
+    amount = to_money(value)
+    if amount <= 0:
+        raise InvalidAmountError(f"amount must be greater than zero, got {amount}")
+    return amount
+
+
+def insert_or_skip(
+    session: AsyncSession, model: Any, conflict: Sequence[str], **values: Any
+) -> Executable:
+    """``INSERT ... ON CONFLICT (conflict) DO NOTHING`` on the session's backend.
+
+    Its result's ``rowcount`` is 1 when the row was inserted, 0 when it already existed.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return (
+            postgresql.insert(model)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=list(conflict))
+        )
+    return (
+        sqlite.insert(model).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
+    )
+
+
+async def lock_wallets(
+    session: AsyncSession, currency: Currency, owners: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, LockedWallet]:
+    """Lock the ``currency`` wallets of ``owners`` in id order; keyed by owner id.
+
+    Owners without a wallet are missing from the result.
+    """
+    rows = await session.execute(
+        select(*_WALLET_COLUMNS)
+        .where(Wallet.currency == currency, Wallet.user_id.in_(set(owners)))
+        .order_by(Wallet.id)
+        .with_for_update()
+    )
+    return {row.user_id: LockedWallet(*row) for row in rows}
+
+
+def require(
+    wallets: dict[uuid.UUID, LockedWallet], owner: uuid.UUID, currency: Currency
+) -> LockedWallet:
+    """The locked wallet of ``owner``.
+
+    Raises:
+        WalletNotFound: ``owner`` has no wallet in ``currency``.
+    """
+    wallet = wallets.get(owner)
+    if wallet is None:
+        raise WalletNotFound(f"user {owner} has no {currency} wallet", hint="open the wallet first")
+    return wallet
+
+
+async def ensure_wallet(
+    session: AsyncSession, owner: uuid.UUID, currency: Currency, kind: WalletKind, now: dt.datetime
+) -> bool:
+    """Create the ``currency`` wallet of ``owner`` unless it exists; True when created."""
+    result = await session.execute(
+        insert_or_skip(
+            session,
+            Wallet,
+            ["user_id", "currency"],
+            id=new_id(),
+            user_id=owner,
+            currency=currency,
+            kind=kind,
+            balance=ZERO,
+            staked=ZERO,
+            earned=ZERO,
+            status=WalletStatus.ACTIVE,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def _may_go_negative(wallet: LockedWallet) -> bool:
+    return wallet.kind is WalletKind.TREASURY
+
+
+def _check(legs: Sequence[Leg]) -> None:
+    if sum((leg.amount for leg in legs), ZERO) != 0:
+        raise InvalidOperation("the legs of a movement must sum to zero")
+    for leg in legs:
+        wallet = leg.wallet
+        if wallet.status is not WalletStatus.ACTIVE:
+            raise WalletFrozen(f"wallet {wallet.id} is frozen and can neither send nor receive")
+        if wallet.balance + leg.amount < 0 and not _may_go_negative(wallet):
+            raise InsufficientFunds(
+                f"wallet {wallet.id} holds {wallet.balance} {wallet.currency}, {-leg.amount} needed"
+            )
+        if wallet.staked + leg.staked < 0:
+            raise InsufficientFunds(f"wallet {wallet.id} has only {wallet.staked} staked")
+
+
+def _delta(legs: Sequence[Leg], attribute: str) -> Any:
+    return case(
+        *[(Wallet.id == leg.wallet.id, literal(getattr(leg, attribute), Money())) for leg in legs],
+        else_=literal(ZERO, Money()),
+    )
+
+
+async def post(
+    session: AsyncSession,
+    *,
+    type_: TransactionType,
+    currency: Currency,
+    amount: Decimal,
+    legs: Sequence[Leg],
+    from_wallet: LockedWallet | None,
+    to_wallet: LockedWallet | None,
+    now: dt.datetime,
+    transaction_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+    reference: str | None = None,
+    description: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> uuid.UUID:
+    """Apply ``legs`` and journal them as one transaction; returns its id.
+
+    Raises:
+        InvalidOperation: the legs do not sum to zero.
+        WalletFrozen: a wallet involved is frozen.
+        InsufficientFunds: a leg would take a wallet (other than the treasury) below zero.
+    """
+    _check(legs)
+    balance, staked, earned = (_delta(legs, a) for a in ("amount", "staked", "earned"))
+    result = await session.execute(
+        update(Wallet)
+        .where(
+            Wallet.id.in_([leg.wallet.id for leg in legs]),
+            Wallet.status == WalletStatus.ACTIVE,
+            or_(Wallet.kind == WalletKind.TREASURY, Wallet.balance + balance >= 0),
+            Wallet.staked + staked >= 0,
+        )
+        .values(
+            balance=Wallet.balance + balance,
+            staked=Wallet.staked + staked,
+            earned=Wallet.earned + earned,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", -1) != len({leg.wallet.id for leg in legs}):
+        raise InsufficientFunds("a wallet changed under the movement; nothing was written")
+    transaction_id = transaction_id or new_id()
+    await session.execute(
+        insert(Transaction).values(
+            id=transaction_id,
+            type=type_,
+            amount=amount,
+            currency=currency,
+            from_wallet_id=from_wallet.id if from_wallet else None,
+            to_wallet_id=to_wallet.id if to_wallet else None,
+            idempotency_key=idempotency_key,
+            reference=reference,
+            description=description,
+            metadata_=metadata or {},
+            completed_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    await session.execute(
+        insert(LedgerEntry),
+        [
+            {
+                "id": new_id(),
+                "transaction_id": transaction_id,
+                "wallet_id": leg.wallet.id,
+                "amount": leg.amount,
+                "balance_after": leg.wallet.balance + leg.amount,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for leg in legs
+            if leg.amount != 0
+        ],
+    )
+    await apply_metrics(session, currency, now, legs=legs, burned=ZERO)
+    return transaction_id
+
+
+async def apply_metrics(
+    session: AsyncSession,
+    currency: Currency,
+    now: dt.datetime,
+    *,
+    legs: Sequence[Leg] = (),
+    circulating: Decimal = ZERO,
+    total: Decimal = ZERO,
+    burned: Decimal = ZERO,
+    wallets: int = 0,
+) -> None:
+    """Move the currency's supply figures by what ``legs`` (and the extras) changed.
+
+    A movement between user wallets changes nothing and writes nothing.
+    """
+    circulating += sum((leg.amount for leg in legs if leg.wallet.kind is WalletKind.USER), ZERO)
+    total -= sum((leg.amount for leg in legs if leg.wallet.kind is WalletKind.TREASURY), ZERO)
+    staked = sum((leg.staked for leg in legs), ZERO)
+    if not (circulating or total or staked or burned or wallets):
+        return
+    values = {
+        "total_supply": EconomicMetrics.total_supply + literal(total, Money()),
+        "circulating_supply": EconomicMetrics.circulating_supply + literal(circulating, Money()),
+        "staked_supply": EconomicMetrics.staked_supply + literal(staked, Money()),
+        "burned_supply": EconomicMetrics.burned_supply + literal(burned, Money()),
+        "wallet_count": EconomicMetrics.wallet_count + wallets,
+        "updated_at": now,
+    }
+    statement = (
+        update(EconomicMetrics)
+        .where(EconomicMetrics.currency == currency)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(await session.execute(statement), "rowcount", 0):
+        return
+    await session.execute(
+        insert_or_skip(
+            session,
+            EconomicMetrics,
+            ["currency"],
+            id=new_id(),
+            currency=currency,
+            created_at=now,
+            updated_at=now,
+            total_supply=ZERO,
+            circulating_supply=ZERO,
+            staked_supply=ZERO,
+            burned_supply=ZERO,
+            wallet_count=0,
+        )
+    )
+    await session.execute(statement)
+
+
+def request_hash(operation: str, **params: Any) -> str:
+    """A stable fingerprint of an operation and its parameters."""
+    canonical = json.dumps({"operation": operation, **params}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def claim_key(
+    session: AsyncSession,
+    key: str,
+    fingerprint: str,
+    response: dict[str, Any],
+    now: dt.datetime,
+    ttl: dt.timedelta,
+) -> dict[str, Any] | None:
+    """Claim ``key`` for this request, storing its (pre-computed) response.
+
+    Returns ``None`` when this request owns the key, or the stored response of the same
+    request done before. A concurrent holder of the key is waited for (unique index).
+
+    Raises:
+        IdempotencyConflict: the key was used for a different request.
+        InvalidOperation: the key is empty or longer than 200 characters.
+    """
+    if not key or len(key) > 200:
+        raise InvalidOperation("an idempotency key has 1 to 200 characters")
+    result = await session.execute(
+        insert_or_skip(
+            session,
+            IdempotencyKey,
+            ["key"],
+            id=new_id(),
+            key=key,
+            request_hash=fingerprint,
+            response=response,
+            expires_at=now + ttl,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    if getattr(result, "rowcount", 0) == 1:
+        return None
+    row = (
+        await session.execute(
+            select(IdempotencyKey.request_hash, IdempotencyKey.response).where(
+                IdempotencyKey.key == key
+            )
+        )
+    ).one()
+    if row.request_hash != fingerprint:
+        raise IdempotencyConflict(
+            f"idempotency key {key!r} was already used for a different request",
+            hint="use a new key for a new request",
+        )
+    stored: dict[str, Any] = row.response
+    return stored
