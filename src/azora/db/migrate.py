@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,14 +70,15 @@ def alembic_config(source: MigrationSource, connection: Connection | None = None
     config.set_main_option("path_separator", "os")
     config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
     config.set_main_option("truncate_slug_length", "40")
-    if shutil.which("ruff"):
+    ruff = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
+    if ruff:
         config.set_section_option("post_write_hooks", "hooks", "ruff_fix, ruff_format")
         for name, args in (
             ("ruff_fix", "check --fix --quiet --exit-zero REVISION_SCRIPT_FILENAME"),
             ("ruff_format", "format --quiet REVISION_SCRIPT_FILENAME"),
         ):
             config.set_section_option("post_write_hooks", f"{name}.type", "exec")
-            config.set_section_option("post_write_hooks", f"{name}.executable", "ruff")
+            config.set_section_option("post_write_hooks", f"{name}.executable", ruff)
             config.set_section_option("post_write_hooks", f"{name}.options", args)
     config.attributes["connection"] = connection
     config.attributes["metadata"] = source.metadata

@@ -121,6 +121,8 @@ class Transaction(Entity, Base):
 
     __table_args__ = (
         Index("ix_transactions_created_at", "created_at"),
+        # Escrow looks up a contract's holds and releases by reference.
+        Index("ix_transactions_reference", "reference"),
         CheckConstraint("amount > 0", name="amount_positive"),
     )
 

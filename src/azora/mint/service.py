@@ -4,7 +4,7 @@ Each public method is one transaction through the unit of work: it locks the wal
 moves (in id order), posts a balanced journal entry, appends an audit record and emits
 its ``finance.*`` event into the outbox. Serialization failures and deadlocks reported
 by PostgreSQL (which the lock order should prevent) are retried inside the operation.
-UBI lives in :mod:`azora.mint.ubi`, statements and verification in
+UBI lives in :mod:`azora.mint.ubi`; statements, metrics and verification (reads) in
 :mod:`azora.mint.queries`.
 """
 
@@ -27,7 +27,7 @@ from azora.db.ids import new_id
 from azora.db.outbox import AuditRecord
 from azora.db.seeding import SYSTEM_ESCROW_ID, SYSTEM_REWARD_POOL_ID, SYSTEM_TREASURY_ID
 from azora.db.uow import UnitOfWork
-from azora.mint import events
+from azora.mint import events, queries
 from azora.mint.errors import (
     CurrencyMismatch,
     EscrowShortfall,
@@ -62,13 +62,18 @@ from azora.mint.models import (
     WalletKind,
     WalletStatus,
 )
+from azora.mint.queries import VerifyReport
 from azora.mint.schemas import (
     AccrualResult,
+    HistoryPage,
+    MetricsView,
     MiningResult,
     StakeView,
     TransactionView,
+    UbiResult,
     WalletView,
 )
+from azora.mint.ubi import run_ubi
 from azora.types import Currency, ServiceName
 
 T = TypeVar("T")
@@ -282,6 +287,27 @@ class MintService:
                 )
             )
         return await self.get_wallet(user_id, currency)
+
+    async def history(
+        self,
+        user_id: uuid.UUID,
+        currency: Currency | str,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> HistoryPage:
+        """A page of the wallet's statement, newest first (see :func:`queries.history`)."""
+        async with self._databases.engine(ServiceName.MINT).connect() as connection:
+            return await queries.history(connection, user_id, currency, cursor, limit)
+
+    async def economic_metrics(self, currency: Currency | str) -> MetricsView:
+        """The currency's total, circulating, staked and burned supply and wallet count."""
+        async with self._databases.engine(ServiceName.MINT).connect() as connection:
+            return await queries.economic_metrics(connection, currency)
+
+    async def verify(self) -> VerifyReport:
+        """Recompute every balance and invariant from the journal (see :func:`queries.verify`)."""
+        async with self._databases.engine(ServiceName.MINT).connect() as connection:
+            return await queries.verify(connection)
 
     # -- movements ------------------------------------------------------------------
 
@@ -567,6 +593,18 @@ class MintService:
             )
 
         return await self._retrying(attempt)
+
+    async def distribute_ubi(
+        self, currency: Currency | str, amount_per_wallet: Decimal | int | str, period: str
+    ) -> UbiResult:
+        """Pay every active user wallet of ``currency`` once for ``period`` (see ``ubi``).
+
+        Raises:
+            InvalidAmountError, InvalidOperation: and nothing is written.
+        """
+        return await self._retrying(
+            lambda: run_ubi(self.unit_of_work(), currency, amount_per_wallet, period)
+        )
 
     # -- staking --------------------------------------------------------------------
 
