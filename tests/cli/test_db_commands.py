@@ -8,6 +8,7 @@ import secrets
 import pytest
 
 from azora.catalog import SERVICES
+from azora.db.migrate import head_revision
 from azora.settings import Settings
 from azora.types import ServiceName
 from tests.cli.helpers import (
@@ -20,6 +21,10 @@ from tests.cli.helpers import (
     read_table,
     total_rows,
 )
+
+
+def _head(service: str) -> str | None:
+    return head_revision(SERVICES[ServiceName(service)].migrations)
 
 
 def _setup() -> None:
@@ -41,7 +46,7 @@ def test_setup_creates_and_migrates_all_then_has_nothing_to_do(cli_settings: Set
     first = invoke("db", "setup")
     assert first.exit_code == 0, first.output
     for name in SERVICE_NAMES:
-        assert f"{name}: created and migrated - → 0001" in first.stdout
+        assert f"{name}: created and migrated - → {_head(name)}" in first.stdout
     assert "nothing to do" not in first.stdout
 
     second = invoke("db", "setup")
@@ -110,9 +115,9 @@ def test_health_is_up_after_setup(cli_settings: Settings) -> None:
     _setup()
     code, table, _ = _health()
     assert code == 0
-    for row in table.values():
+    for name, row in table.items():
         assert row["status"] == "up", row
-        assert row["revision"] == row.get("head", "0001") == "0001", row
+        assert row["revision"] == _head(name), row
 
 
 def test_health_reports_databases_not_created(cli_settings: Settings) -> None:
@@ -150,7 +155,7 @@ def test_reset_yes_drops_and_recreates(cli_settings: Settings) -> None:
     result = invoke("db", "reset", "--yes")
     assert result.exit_code == 0, result.output
     for name in SERVICE_NAMES:
-        assert f"{name}: reset to 0001" in result.stdout
+        assert f"{name}: reset to {_head(name)}" in result.stdout
     assert total_rows(cli_settings) == 0
     created, output = _seed()
     assert created > 0

@@ -157,7 +157,7 @@ async def verify(connection: AsyncConnection, *, limit: int = 50) -> VerifyRepor
         .limit(limit)
     ):
         report.wallet_mismatches.append(
-            f"wallet {row.id}: balance {row.balance}, entries sum to {row.entries}"
+            f"wallet {row.id}: balance {row.balance:f}, entries sum to {row.entries:f}"
         )
     for row in await connection.execute(
         select(LedgerEntry.transaction_id, func.sum(LedgerEntry.amount).label("total"))
@@ -166,14 +166,14 @@ async def verify(connection: AsyncConnection, *, limit: int = 50) -> VerifyRepor
         .limit(limit)
     ):
         report.unbalanced_transactions.append(
-            f"transaction {row.transaction_id}: entries sum to {row.total}"
+            f"transaction {row.transaction_id}: entries sum to {row.total:f}"
         )
     for row in await connection.execute(
         select(Wallet.currency, func.sum(Wallet.balance).label("total"))
         .group_by(Wallet.currency)
         .having(func.sum(Wallet.balance) != 0)
     ):
-        report.currency_imbalances.append(f"{row.currency}: balances sum to {row.total}")
+        report.currency_imbalances.append(f"{row.currency}: balances sum to {row.total:f}")
     await _check_metrics(connection, report)
     return report
 

@@ -1,14 +1,19 @@
-"""Seed data for ``azora_mint``: system wallets, metrics and a balanced development ledger."""
+"""Seed data for ``azora_mint``: system wallets, metrics and a small development ledger.
+
+Money moves only through the ledger's posting core (:mod:`azora.mint.ledger`), so the
+seeded journal balances and the metrics follow from it.
+"""
 
 from __future__ import annotations
 
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from azora.db.columns import utcnow
+from azora.db.ids import new_id
 from azora.db.seeding import (
     DEV_ADMIN_EMAIL,
     DEV_EDUCATOR_EMAIL,
@@ -19,14 +24,16 @@ from azora.db.seeding import (
     SYSTEM_TREASURY_ID,
     SeedContext,
 )
-from azora.mint.models import (
-    EconomicMetrics,
-    LedgerEntry,
-    Transaction,
-    TransactionType,
-    Wallet,
-    WalletKind,
+from azora.mint.ledger import (
+    ZERO,
+    Leg,
+    apply_metrics,
+    ensure_wallet,
+    insert_or_skip,
+    lock_wallets,
+    post,
 )
+from azora.mint.models import EconomicMetrics, Transaction, TransactionType, Wallet, WalletKind
 from azora.types import Currency
 
 _SYSTEM_WALLETS = (
@@ -43,163 +50,111 @@ _FIRST_MODULE_REWARD = Decimal("25")
 async def seed_production(session: AsyncSession, ctx: SeedContext) -> None:
     """Ensure the treasury, reward-pool and escrow wallets and a metrics row per currency.
 
-    Idempotent: wallets are found by (owner id, currency), metrics by currency. Records
+    Idempotent: existing wallets and metrics rows are left as they are. Records
     ``wallet:<kind>:<currency>`` in ``ctx.refs``.
     """
+    now = utcnow()
     for currency in Currency:
         for kind, owner_id in _SYSTEM_WALLETS:
-            wallet = await _wallet(session, owner_id, currency, kind)
-            ctx.refs[f"wallet:{kind}:{currency}"] = wallet.id
-        metrics = await session.scalar(
-            select(EconomicMetrics).where(EconomicMetrics.currency == currency)
+            await ensure_wallet(session, owner_id, currency, kind, now)
+        await session.execute(
+            insert_or_skip(
+                session,
+                EconomicMetrics,
+                ["currency"],
+                id=new_id(),
+                currency=currency,
+                total_supply=ZERO,
+                circulating_supply=ZERO,
+                staked_supply=ZERO,
+                burned_supply=ZERO,
+                wallet_count=0,
+                created_at=now,
+                updated_at=now,
+            )
         )
-        if metrics is None:
-            session.add(EconomicMetrics(currency=currency))
-    await session.flush()
+    rows = await session.execute(
+        select(Wallet.id, Wallet.kind, Wallet.currency).where(
+            Wallet.user_id.in_([owner for _, owner in _SYSTEM_WALLETS])
+        )
+    )
+    for wallet_id, kind, currency in rows:
+        ctx.refs[f"wallet:{kind}:{currency}"] = wallet_id
 
 
 async def seed_development(session: AsyncSession, ctx: SeedContext) -> None:
     """The production set, then an AZR wallet per development user and a few transactions.
 
     Each user receives a welcome bonus from the treasury, the treasury funds the reward
-    pool, and the pool pays the student one reward; the AZR metrics row is brought in
-    line. Idempotent: wallets are found by (user, currency) and transactions by their
-    idempotency key. Records ``wallet:<email>`` in ``ctx.refs``.
+    pool, and the pool pays the student one reward. Idempotent: wallets are found by
+    (user, currency) and transactions by their idempotency key. Records
+    ``wallet:<email>`` in ``ctx.refs``.
 
     Raises:
         KeyError: the auth seed did not record one of the development users.
     """
     await seed_production(session, ctx)
-    azr = Currency.AZR
-    treasury = await _wallet(session, SYSTEM_TREASURY_ID, azr, WalletKind.TREASURY)
-    pool = await _wallet(session, SYSTEM_REWARD_POOL_ID, azr, WalletKind.REWARD_POOL)
-    wallets: dict[str, Wallet] = {}
+    azr, now = Currency.AZR, utcnow()
     for email in _DEV_USERS:
-        wallets[email] = await _wallet(session, ctx.user(email), azr, WalletKind.USER)
-        ctx.refs[f"wallet:{email}"] = wallets[email].id
-
-    for email, wallet in wallets.items():
-        await _post(
+        if await ensure_wallet(session, ctx.user(email), azr, WalletKind.USER, now):
+            await apply_metrics(session, azr, now, wallets=1)
+    for email in _DEV_USERS:
+        await _pay(
             session,
             TransactionType.MINT,
-            treasury,
-            wallet,
+            SYSTEM_TREASURY_ID,
+            ctx.user(email),
             _WELCOME_BONUS,
             f"seed:welcome:{email}",
             "Welcome bonus",
         )
-    await _post(
+    await _pay(
         session,
         TransactionType.MINT,
-        treasury,
-        pool,
+        SYSTEM_TREASURY_ID,
+        SYSTEM_REWARD_POOL_ID,
         _REWARD_POOL_FUNDING,
         "seed:fund-reward-pool",
         "Initial reward pool funding",
     )
-    await _post(
+    await _pay(
         session,
         TransactionType.REWARD,
-        pool,
-        wallets[DEV_STUDENT_EMAIL],
+        SYSTEM_REWARD_POOL_ID,
+        ctx.user(DEV_STUDENT_EMAIL),
         _FIRST_MODULE_REWARD,
         "seed:reward:student-first-module",
         "Reward for completing the first module of Introduction to Python",
     )
-    await _refresh_metrics(session, azr)
+    wallets = await lock_wallets(session, azr, [ctx.user(e) for e in _DEV_USERS])
+    for email in _DEV_USERS:
+        ctx.refs[f"wallet:{email}"] = wallets[ctx.user(email)].id
 
 
-async def _wallet(
-    session: AsyncSession, owner_id: uuid.UUID, currency: Currency, kind: WalletKind
-) -> Wallet:
-    wallet = await session.scalar(
-        select(Wallet).where(Wallet.user_id == owner_id, Wallet.currency == currency)
-    )
-    if wallet is None:
-        wallet = Wallet(user_id=owner_id, currency=currency, kind=kind)
-        session.add(wallet)
-        await session.flush()
-    return wallet
-
-
-async def _post(
+async def _pay(
     session: AsyncSession,
-    type: TransactionType,
-    from_wallet: Wallet,
-    to_wallet: Wallet,
+    type_: TransactionType,
+    source: uuid.UUID,
+    target: uuid.UUID,
     amount: Decimal,
     key: str,
     description: str,
 ) -> None:
-    """Move ``amount`` between two wallets of one currency, once per idempotency ``key``.
-
-    Writes the transaction header and its two ledger entries (debit, credit; they sum to
-    zero) and updates both balances; a reward also adds to the recipient's ``earned``.
-    Does nothing when a transaction with ``key`` exists. A stand-in for the seed only:
-    the mint issue replaces it with the real ledger operations (checks, events, metrics).
-    """
+    """Post one AZR movement through the ledger core, once per idempotency ``key``."""
     if await session.scalar(select(Transaction.id).where(Transaction.idempotency_key == key)):
         return
-    assert from_wallet.currency == to_wallet.currency
-    now = utcnow()
-    transaction = Transaction(
-        type=type,
+    wallets = await lock_wallets(session, Currency.AZR, [source, target])
+    payer, payee = wallets[source], wallets[target]
+    earned = amount if type_ is TransactionType.REWARD else ZERO
+    await post(
+        session,
+        type_=type_,
+        currency=Currency.AZR,
         amount=amount,
-        currency=from_wallet.currency,
-        from_wallet_id=from_wallet.id,
-        to_wallet_id=to_wallet.id,
+        legs=[Leg(payer, -amount), Leg(payee, amount, earned=earned)],
+        from_wallet=payer,
+        to_wallet=payee,
+        now=utcnow(),
         idempotency_key=key,
         description=description,
-        completed_at=now,
     )
-    session.add(transaction)
-    await session.flush()
-    from_wallet.balance -= amount
-    to_wallet.balance += amount
-    if type in (TransactionType.REWARD, TransactionType.MINING):
-        to_wallet.earned += amount
-    session.add_all(
-        [
-            LedgerEntry(
-                transaction_id=transaction.id,
-                wallet_id=from_wallet.id,
-                amount=-amount,
-                balance_after=from_wallet.balance,
-            ),
-            LedgerEntry(
-                transaction_id=transaction.id,
-                wallet_id=to_wallet.id,
-                amount=amount,
-                balance_after=to_wallet.balance,
-            ),
-        ]
-    )
-    await session.flush()
-
-
-async def _refresh_metrics(session: AsyncSession, currency: Currency) -> None:
-    """Recompute ``currency``'s metrics row from the ledger (minted total, user holdings)."""
-    metrics = (
-        await session.execute(select(EconomicMetrics).where(EconomicMetrics.currency == currency))
-    ).scalar_one()
-    minted = (
-        await session.execute(
-            select(func.coalesce(func.sum(Transaction.amount), 0)).where(
-                Transaction.currency == currency, Transaction.type == TransactionType.MINT
-            )
-        )
-    ).scalar_one()
-    circulating, staked, count = (
-        await session.execute(
-            select(
-                func.coalesce(func.sum(Wallet.balance), 0),
-                func.coalesce(func.sum(Wallet.staked), 0),
-                func.count(),
-            ).where(Wallet.currency == currency, Wallet.kind == WalletKind.USER)
-        )
-    ).one()
-    metrics.total_supply = minted
-    metrics.circulating_supply = circulating
-    metrics.staked_supply = staked
-    metrics.wallet_count = count
-    await session.flush()
