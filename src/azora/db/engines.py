@@ -33,7 +33,7 @@ def build_engine(target: DatabaseTarget, settings: Settings, *, pooled: bool = T
             "pool_size": settings.db_pool_size,
             "max_overflow": settings.db_max_overflow,
             "pool_timeout": settings.db_pool_timeout_s,
-            "pool_pre_ping": target.backend == "postgresql",
+            "pool_recycle": 1800,
         }
         if pooled
         else {"poolclass": NullPool}

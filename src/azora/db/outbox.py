@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from azora.db.columns import utcnow
 from azora.db.ids import new_id
 from azora.db.infra import AUDIT_TABLE, OUTBOX_TABLE
+from azora.db.statements import core_execute
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ async def write_outbox(session: AsyncSession, events: list[EventMessage]) -> Non
     if not events:
         return
     now = utcnow()
-    await session.execute(
+    await core_execute(
+        session,
         insert(OUTBOX_TABLE),
         [
             {
@@ -76,7 +78,8 @@ async def write_audit(session: AsyncSession, records: list[AuditRecord]) -> None
     if not records:
         return
     now = utcnow()
-    await session.execute(
+    await core_execute(
+        session,
         insert(AUDIT_TABLE),
         [
             {

@@ -30,6 +30,7 @@ from sqlalchemy.sql.base import Executable
 
 from azora.db.ids import new_id
 from azora.db.money import Money, to_money
+from azora.db.statements import core_execute
 from azora.errors import InvalidAmountError
 from azora.mint.errors import (
     IdempotencyConflict,
@@ -126,13 +127,14 @@ async def lock_wallets(
 
     Owners without a wallet are missing from the result.
     """
-    rows = await session.execute(
+    rows = await core_execute(
+        session,
         select(*_WALLET_COLUMNS)
         .where(Wallet.currency == currency, Wallet.user_id.in_(set(owners)))
         .order_by(Wallet.id)
-        .with_for_update()
+        .with_for_update(),
     )
-    return {row.user_id: LockedWallet(*row) for row in rows}
+    return {row.user_id: LockedWallet(**row._asdict()) for row in rows}
 
 
 def require(
@@ -153,7 +155,8 @@ async def ensure_wallet(
     session: AsyncSession, owner: uuid.UUID, currency: Currency, kind: WalletKind, now: dt.datetime
 ) -> bool:
     """Create the ``currency`` wallet of ``owner`` unless it exists; True when created."""
-    result = await session.execute(
+    result = await core_execute(
+        session,
         insert_or_skip(
             session,
             Wallet,
@@ -168,7 +171,7 @@ async def ensure_wallet(
             status=WalletStatus.ACTIVE,
             created_at=now,
             updated_at=now,
-        )
+        ),
     )
     return bool(getattr(result, "rowcount", 0))
 
@@ -224,7 +227,8 @@ async def post(
     """
     _check(legs)
     balance, staked, earned = (_delta(legs, a) for a in ("amount", "staked", "earned"))
-    result = await session.execute(
+    result = await core_execute(
+        session,
         update(Wallet)
         .where(
             Wallet.id.in_([leg.wallet.id for leg in legs]),
@@ -238,12 +242,13 @@ async def post(
             earned=Wallet.earned + earned,
             updated_at=now,
         )
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
     if getattr(result, "rowcount", -1) != len({leg.wallet.id for leg in legs}):
         raise InsufficientFunds("a wallet changed under the movement; nothing was written")
     transaction_id = transaction_id or new_id()
-    await session.execute(
+    await core_execute(
+        session,
         insert(Transaction).values(
             id=transaction_id,
             type=type_,
@@ -258,9 +263,10 @@ async def post(
             completed_at=now,
             created_at=now,
             updated_at=now,
-        )
+        ),
     )
-    await session.execute(
+    await core_execute(
+        session,
         insert(LedgerEntry),
         [
             {
@@ -314,9 +320,10 @@ async def apply_metrics(
         .values(values)
         .execution_options(synchronize_session=False)
     )
-    if getattr(await session.execute(statement), "rowcount", 0):
+    if getattr(await core_execute(session, statement), "rowcount", 0):
         return
-    await session.execute(
+    await core_execute(
+        session,
         insert_or_skip(
             session,
             EconomicMetrics,
@@ -330,9 +337,9 @@ async def apply_metrics(
             staked_supply=ZERO,
             burned_supply=ZERO,
             wallet_count=0,
-        )
+        ),
     )
-    await session.execute(statement)
+    await core_execute(session, statement)
 
 
 def request_hash(operation: str, **params: Any) -> str:
@@ -360,7 +367,8 @@ async def claim_key(
     """
     if not key or len(key) > 200:
         raise InvalidOperation("an idempotency key has 1 to 200 characters")
-    result = await session.execute(
+    result = await core_execute(
+        session,
         insert_or_skip(
             session,
             IdempotencyKey,
@@ -372,15 +380,16 @@ async def claim_key(
             expires_at=now + ttl,
             created_at=now,
             updated_at=now,
-        )
+        ),
     )
     if getattr(result, "rowcount", 0) == 1:
         return None
     row = (
-        await session.execute(
+        await core_execute(
+            session,
             select(IdempotencyKey.request_hash, IdempotencyKey.response).where(
                 IdempotencyKey.key == key
-            )
+            ),
         )
     ).one()
     if row.request_hash != fingerprint:

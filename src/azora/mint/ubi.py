@@ -21,6 +21,7 @@ from azora.db.ids import new_id
 from azora.db.money import Money
 from azora.db.outbox import AuditRecord
 from azora.db.seeding import SYSTEM_TREASURY_ID
+from azora.db.statements import core_execute
 from azora.db.uow import UnitOfWork
 from azora.mint import events
 from azora.mint.errors import InvalidOperation
@@ -103,18 +104,19 @@ async def _credit_all(
         rows = select(
             literal_column(_PG_UUID7), tx, credited.c.id, credit, credited.c.balance, stamp, stamp
         )
-        result = await session.execute(insert(LedgerEntry).from_select(columns, rows))
+        result = await core_execute(session, insert(LedgerEntry).from_select(columns, rows))
         return int(getattr(result, "rowcount", 0))
-    await session.execute(
+    await core_execute(
+        session,
         update(Wallet)
         .where(_recipients(currency))
         .values(balance=Wallet.balance + credit, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
     rows = select(
         literal_column(_SQLITE_UUID7), tx, Wallet.id, credit, Wallet.balance, stamp, stamp
     ).where(_recipients(currency))
-    result = await session.execute(insert(LedgerEntry).from_select(columns, rows))
+    result = await core_execute(session, insert(LedgerEntry).from_select(columns, rows))
     return int(getattr(result, "rowcount", 0))
 
 
@@ -134,7 +136,8 @@ async def distribute_ubi(
     if not period or len(period) > 16:
         raise InvalidOperation("a UBI period is 1 to 16 characters, e.g. '2026-11'")
     session, now = uow.session, utcnow()
-    claimed = await session.execute(
+    claimed = await core_execute(
+        session,
         insert_or_skip(
             session,
             UbiDistribution,
@@ -147,7 +150,7 @@ async def distribute_ubi(
             total=ZERO,
             created_at=now,
             updated_at=now,
-        )
+        ),
     )
     if getattr(claimed, "rowcount", 0) != 1:
         done = (
@@ -171,7 +174,8 @@ async def distribute_ubi(
     )
     transaction_id = new_id()
     # The header goes first (the entries refer to it); its amount is set once known.
-    await session.execute(
+    await core_execute(
+        session,
         insert(Transaction).values(
             id=transaction_id,
             type=TransactionType.UBI,
@@ -185,19 +189,21 @@ async def distribute_ubi(
             completed_at=now,
             created_at=now,
             updated_at=now,
-        )
+        ),
     )
     paid = await _credit_all(session, currency, amount, transaction_id, now)
     if paid == 0:
         raise _NobodyToPay
     total = amount * paid
-    await session.execute(
+    await core_execute(
+        session,
         update(Wallet)
         .where(Wallet.id == treasury.id)
         .values(balance=Wallet.balance - literal(total, Money()), updated_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    await session.execute(
+    await core_execute(
+        session,
         insert(LedgerEntry).values(
             id=new_id(),
             transaction_id=transaction_id,
@@ -206,19 +212,21 @@ async def distribute_ubi(
             balance_after=treasury.balance - total,
             created_at=now,
             updated_at=now,
-        )
+        ),
     )
-    await session.execute(
+    await core_execute(
+        session,
         update(Transaction)
         .where(Transaction.id == transaction_id)
         .values(amount=total)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    await session.execute(
+    await core_execute(
+        session,
         update(UbiDistribution)
         .where(UbiDistribution.period == period, UbiDistribution.currency == currency)
         .values(wallets_paid=paid, total=total, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
     await apply_metrics(session, currency, now, legs=[Leg(treasury, -total)], circulating=total)
     uow.audit(
