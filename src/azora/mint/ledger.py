@@ -15,19 +15,22 @@ On SQLite the unit of work's ``BEGIN IMMEDIATE`` already serialises writers.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, insert, literal, or_, select, update
+from sqlalchemy import Table, Uuid, bindparam, case, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.dml import Insert, Update
 
+from azora.db.columns import UTCDateTime
 from azora.db.ids import new_id
 from azora.db.money import Money, to_money
 from azora.db.statements import core_execute
@@ -44,6 +47,7 @@ from azora.mint.models import (
     IdempotencyKey,
     LedgerEntry,
     Transaction,
+    TransactionStatus,
     TransactionType,
     Wallet,
     WalletKind,
@@ -102,6 +106,13 @@ def checked_amount(value: Decimal | int | str) -> Decimal:
     return amount
 
 
+@functools.cache
+def _skipping_insert(dialect: str, table: Table, conflict: tuple[str, ...]) -> Insert:
+    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement: Insert = builder(table).on_conflict_do_nothing(index_elements=list(conflict))
+    return statement
+
+
 def insert_or_skip(
     session: AsyncSession, model: Any, conflict: Sequence[str], **values: Any
 ) -> Executable:
@@ -109,14 +120,56 @@ def insert_or_skip(
 
     Its result's ``rowcount`` is 1 when the row was inserted, 0 when it already existed.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        return (
-            postgresql.insert(model)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=list(conflict))
+    base = _skipping_insert(session.get_bind().dialect.name, model.__table__, tuple(conflict))
+    return base.values(**values)
+
+
+#: Statements of the hot path, built once so SQLAlchemy compiles each of them once.
+_MONEY = Money()
+_WALLETS = cast(Table, Wallet.__table__)
+_LOCK = (
+    select(*_WALLET_COLUMNS)
+    .where(
+        Wallet.currency == bindparam("currency"),
+        Wallet.user_id.in_(bindparam("owners", expanding=True)),
+    )
+    .order_by(Wallet.id)
+    .with_for_update()
+)
+_INSERT_TRANSACTION = insert(cast(Table, Transaction.__table__))
+_INSERT_ENTRIES = insert(cast(Table, LedgerEntry.__table__))
+
+
+@functools.cache
+def _wallet_update(legs: int) -> Update:
+    """One UPDATE moving ``legs`` wallets, guarded like :func:`_check` (parameters by leg)."""
+    ids = [bindparam(f"id_{i}", type_=Uuid()) for i in range(legs)]
+    zero = bindparam("zero", type_=_MONEY)
+
+    def delta(name: str) -> Any:
+        return case(
+            *[
+                (_WALLETS.c.id == ids[i], bindparam(f"{name}_{i}", type_=_MONEY))
+                for i in range(legs)
+            ],
+            else_=zero,
         )
+
+    balance, staked, earned = delta("amount"), delta("staked"), delta("earned")
     return (
-        sqlite.insert(model).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
+        update(_WALLETS)
+        .where(
+            _WALLETS.c.id.in_(ids),
+            _WALLETS.c.status == WalletStatus.ACTIVE,
+            or_(_WALLETS.c.kind == WalletKind.TREASURY, _WALLETS.c.balance + balance >= 0),
+            _WALLETS.c.staked + staked >= 0,
+        )
+        .values(
+            balance=_WALLETS.c.balance + balance,
+            staked=_WALLETS.c.staked + staked,
+            earned=_WALLETS.c.earned + earned,
+            updated_at=bindparam("now", type_=UTCDateTime()),
+        )
     )
 
 
@@ -127,13 +180,7 @@ async def lock_wallets(
 
     Owners without a wallet are missing from the result.
     """
-    rows = await core_execute(
-        session,
-        select(*_WALLET_COLUMNS)
-        .where(Wallet.currency == currency, Wallet.user_id.in_(set(owners)))
-        .order_by(Wallet.id)
-        .with_for_update(),
-    )
+    rows = await core_execute(session, _LOCK, {"currency": currency, "owners": list(set(owners))})
     return {row.user_id: LockedWallet(**row._asdict()) for row in rows}
 
 
@@ -195,13 +242,6 @@ def _check(legs: Sequence[Leg]) -> None:
             raise InsufficientFunds(f"wallet {wallet.id} has only {wallet.staked} staked")
 
 
-def _delta(legs: Sequence[Leg], attribute: str) -> Any:
-    return case(
-        *[(Wallet.id == leg.wallet.id, literal(getattr(leg, attribute), Money())) for leg in legs],
-        else_=literal(ZERO, Money()),
-    )
-
-
 async def post(
     session: AsyncSession,
     *,
@@ -226,48 +266,43 @@ async def post(
         InsufficientFunds: a leg would take a wallet (other than the treasury) below zero.
     """
     _check(legs)
-    balance, staked, earned = (_delta(legs, a) for a in ("amount", "staked", "earned"))
-    result = await core_execute(
-        session,
-        update(Wallet)
-        .where(
-            Wallet.id.in_([leg.wallet.id for leg in legs]),
-            Wallet.status == WalletStatus.ACTIVE,
-            or_(Wallet.kind == WalletKind.TREASURY, Wallet.balance + balance >= 0),
-            Wallet.staked + staked >= 0,
+    parameters: dict[str, Any] = {"zero": ZERO, "now": now}
+    for i, leg in enumerate(legs):
+        parameters.update(
+            {
+                f"id_{i}": leg.wallet.id,
+                f"amount_{i}": leg.amount,
+                f"staked_{i}": leg.staked,
+                f"earned_{i}": leg.earned,
+            }
         )
-        .values(
-            balance=Wallet.balance + balance,
-            staked=Wallet.staked + staked,
-            earned=Wallet.earned + earned,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False),
-    )
+    result = await core_execute(session, _wallet_update(len(legs)), parameters)
     if getattr(result, "rowcount", -1) != len({leg.wallet.id for leg in legs}):
         raise InsufficientFunds("a wallet changed under the movement; nothing was written")
     transaction_id = transaction_id or new_id()
     await core_execute(
         session,
-        insert(Transaction).values(
-            id=transaction_id,
-            type=type_,
-            amount=amount,
-            currency=currency,
-            from_wallet_id=from_wallet.id if from_wallet else None,
-            to_wallet_id=to_wallet.id if to_wallet else None,
-            idempotency_key=idempotency_key,
-            reference=reference,
-            description=description,
-            metadata_=metadata or {},
-            completed_at=now,
-            created_at=now,
-            updated_at=now,
-        ),
+        _INSERT_TRANSACTION,
+        {
+            "id": transaction_id,
+            "type": type_,
+            "amount": amount,
+            "currency": currency,
+            "from_wallet_id": from_wallet.id if from_wallet else None,
+            "to_wallet_id": to_wallet.id if to_wallet else None,
+            "status": TransactionStatus.COMPLETED,
+            "idempotency_key": idempotency_key,
+            "reference": reference,
+            "description": description,
+            "metadata": metadata or {},
+            "completed_at": now,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     await core_execute(
         session,
-        insert(LedgerEntry),
+        _INSERT_ENTRIES,
         [
             {
                 "id": new_id(),

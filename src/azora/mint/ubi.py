@@ -13,7 +13,17 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, Uuid, and_, insert, literal, literal_column, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Uuid,
+    and_,
+    insert,
+    text,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from azora.db.columns import UTCDateTime, utcnow
@@ -136,6 +146,10 @@ async def distribute_ubi(
     if not period or len(period) > 16:
         raise InvalidOperation("a UBI period is 1 to 16 characters, e.g. '2026-11'")
     session, now = uow.session, utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement credits every wallet: it may outlast the per-statement timeout
+        # meant for interactive work, so this transaction lifts it (SET LOCAL ends with it).
+        await core_execute(session, text("SET LOCAL statement_timeout = 0"))
     claimed = await core_execute(
         session,
         insert_or_skip(
