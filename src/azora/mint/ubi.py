@@ -18,10 +18,10 @@ from sqlalchemy import (
     Uuid,
     and_,
     insert,
-    text,
     literal,
     literal_column,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
