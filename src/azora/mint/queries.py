@@ -33,7 +33,10 @@ def _encode_cursor(created_at: dt.datetime, entry_id: uuid.UUID) -> str:
 def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
     try:
         created, entry = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return dt.datetime.fromisoformat(created), uuid.UUID(entry)
+        moment = dt.datetime.fromisoformat(created)
+        if moment.tzinfo is None:
+            raise ValueError("cursor time without a zone")
+        return moment, uuid.UUID(entry)
     except (ValueError, UnicodeDecodeError):
         raise InvalidOperation("invalid history cursor", hint="pass next_cursor as given") from None
 

@@ -910,13 +910,13 @@ class MintService:
                 # The escrow wallet's lock serialises every movement out of escrow.
                 wallets = await self._lock(uow, currency, [SYSTEM_ESCROW_ID, target], now)
                 escrow = require(wallets, SYSTEM_ESCROW_ID, currency)
-                wallet = require(wallets, target, currency)
                 held = await self._held(uow, contract_ref)
                 if currency not in held and held:
                     raise CurrencyMismatch(
                         f"contract {contract_ref!r} is held in {', '.join(map(str, held))},"
                         f" not {currency}"
                     )
+                wallet = require(wallets, target, currency)
                 remaining = held.get(currency, ZERO)
                 value = requested if requested is not None else remaining
                 if value <= 0 or value > remaining:
