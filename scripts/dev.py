@@ -71,8 +71,8 @@ def main(argv: list[str]) -> int:
     if task == "test":
         return _exec([str(BIN / "pytest"), *rest])
     for command in (
-        [str(BIN / "ruff"), "check", "src", "tests", "scripts"],
-        [str(BIN / "ruff"), "format", "--check", "src", "tests", "scripts"],
+        [str(BIN / "ruff"), "check", "src", "tests", "scripts", "benchmarks"],
+        [str(BIN / "ruff"), "format", "--check", "src", "tests", "scripts", "benchmarks"],
         [str(BIN / "mypy")],
     ):
         if code := _exec(command):
