@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -242,3 +243,22 @@ async def test_a_refused_request_does_not_consume_its_idempotency_key(
     done = await mint.transfer(world.dave, world.bob, AZR, 5, "retry-me")
     assert not done.replayed
     assert (await mint.get_wallet(world.bob, AZR)).balance == 5
+
+
+async def test_keys_are_kept_for_a_day_then_purged_and_a_reuse_is_a_conflict(
+    mint: MintService,
+) -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    for user in (alice, bob):
+        await mint.open_wallet(user, "AZR")
+    await mint.mint("AZR", "10", alice)
+    first = await mint.transfer(alice, bob, "AZR", "1", "kept-key")
+    a_day_later = first.created_at + dt.timedelta(hours=23, minutes=59)
+    assert await mint.purge_expired_keys(a_day_later) == 0
+    replay = await mint.transfer(alice, bob, "AZR", "1", "kept-key")
+    assert replay.replayed
+    assert replay.id == first.id
+    assert await mint.purge_expired_keys(first.created_at + dt.timedelta(hours=24, seconds=1)) == 1
+    with pytest.raises(IdempotencyConflict):
+        await mint.transfer(alice, bob, "AZR", "1", "kept-key")
+    assert (await mint.get_wallet(bob, "AZR")).balance == Decimal("1")

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from azora.db.columns import utcnow
@@ -52,6 +52,7 @@ from azora.mint.ledger import (
     require,
 )
 from azora.mint.models import (
+    IdempotencyKey,
     MiningRecord,
     MiningStatus,
     Stake,
@@ -308,6 +309,20 @@ class MintService:
         """Recompute every balance and invariant from the journal (see :func:`queries.verify`)."""
         async with self._databases.engine(ServiceName.MINT).connect() as connection:
             return await queries.verify(connection)
+
+    async def purge_expired_keys(self, now: dt.datetime | None = None) -> int:
+        """Forget idempotency keys whose retention (24 h by default) has passed; returns how many.
+
+        A key reused after this gets a clear ``IdempotencyConflict`` (its transaction keeps
+        the key), never a second effect.
+        """
+        async with self.unit_of_work() as uow:
+            result = await uow.session.execute(
+                delete(IdempotencyKey)
+                .where(IdempotencyKey.expires_at < (now or utcnow()))
+                .execution_options(synchronize_session=False)
+            )
+        return int(getattr(result, "rowcount", 0))
 
     # -- movements ------------------------------------------------------------------
 
