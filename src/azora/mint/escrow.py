@@ -26,7 +26,6 @@ from azora.mint.ledger import (
     ZERO,
     Leg,
     checked_amount,
-    claim_key,
     post,
     request_hash,
     require,
@@ -125,16 +124,9 @@ class EscrowOperations(MintOperations):
             now, transaction_id = utcnow(), new_id()
             async with self.unit_of_work() as uow:
                 if idempotency_key is not None:
-                    stored = await claim_key(
-                        uow.session,
-                        idempotency_key,
-                        fingerprint,
-                        {"transaction_id": str(transaction_id)},
-                        now,
-                        self._ttl,
-                    )
-                    if stored is not None:
-                        return await self._replay(uow, stored)
+                    done = await self._claim(uow, idempotency_key, fingerprint, transaction_id, now)
+                    if done is not None:
+                        return done
                 target = recipient or await self._payer(uow, contract_ref)
                 if target is None:
                     raise EscrowShortfall(f"contract {contract_ref!r} holds nothing in escrow")

@@ -321,6 +321,27 @@ async def post(
     return transaction_id
 
 
+async def ensure_metrics(session: AsyncSession, currency: Currency, now: dt.datetime) -> None:
+    """Create the currency's metrics row (all zeros) unless it exists."""
+    await core_execute(
+        session,
+        insert_or_skip(
+            session,
+            EconomicMetrics,
+            ["currency"],
+            id=new_id(),
+            currency=currency,
+            total_supply=ZERO,
+            circulating_supply=ZERO,
+            staked_supply=ZERO,
+            burned_supply=ZERO,
+            wallet_count=0,
+            created_at=now,
+            updated_at=now,
+        ),
+    )
+
+
 async def apply_metrics(
     session: AsyncSession,
     currency: Currency,
@@ -357,23 +378,7 @@ async def apply_metrics(
     )
     if getattr(await core_execute(session, statement), "rowcount", 0):
         return
-    await core_execute(
-        session,
-        insert_or_skip(
-            session,
-            EconomicMetrics,
-            ["currency"],
-            id=new_id(),
-            currency=currency,
-            created_at=now,
-            updated_at=now,
-            total_supply=ZERO,
-            circulating_supply=ZERO,
-            staked_supply=ZERO,
-            burned_supply=ZERO,
-            wallet_count=0,
-        ),
-    )
+    await ensure_metrics(session, currency, now)
     await core_execute(session, statement)
 
 

@@ -155,6 +155,23 @@ class MintOperations:
             wallets = await lock_wallets(uow.session, currency, owners)
         return wallets
 
+    async def _claim(
+        self,
+        uow: UnitOfWork,
+        key: str,
+        fingerprint: str,
+        transaction_id: uuid.UUID,
+        now: dt.datetime,
+    ) -> TransactionView | None:
+        """Claim ``key`` for a movement about to be posted as ``transaction_id``.
+
+        Returns the original result when the same request was already done, else None.
+        """
+        stored = await claim_key(
+            uow.session, key, fingerprint, {"transaction_id": str(transaction_id)}, now, self._ttl
+        )
+        return None if stored is None else await self._replay(uow, stored)
+
     async def _replay(self, uow: UnitOfWork, stored: dict[str, Any]) -> TransactionView:
         row = await uow.session.get(Transaction, uuid.UUID(stored["transaction_id"]))
         if row is None:  # the key row and its transaction commit together
@@ -196,16 +213,9 @@ class MintOperations:
             now, transaction_id = utcnow(), new_id()
             async with self.unit_of_work() as uow:
                 if idempotency_key is not None:
-                    stored = await claim_key(
-                        uow.session,
-                        idempotency_key,
-                        fingerprint,
-                        {"transaction_id": str(transaction_id)},
-                        now,
-                        self._ttl,
-                    )
-                    if stored is not None:
-                        return await self._replay(uow, stored)
+                    done = await self._claim(uow, idempotency_key, fingerprint, transaction_id, now)
+                    if done is not None:
+                        return done
                 wallets = await self._lock(uow, currency, [source_owner, target_owner], now)
                 source = require(wallets, source_owner, currency)
                 target = require(wallets, target_owner, currency)

@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from azora.db.columns import utcnow
-from azora.db.ids import new_id
 from azora.db.seeding import (
     DEV_ADMIN_EMAIL,
     DEV_EDUCATOR_EMAIL,
@@ -28,12 +27,12 @@ from azora.mint.ledger import (
     ZERO,
     Leg,
     apply_metrics,
+    ensure_metrics,
     ensure_wallet,
-    insert_or_skip,
     lock_wallets,
     post,
 )
-from azora.mint.models import EconomicMetrics, Transaction, TransactionType, Wallet, WalletKind
+from azora.mint.models import Transaction, TransactionType, Wallet, WalletKind
 from azora.types import Currency
 
 _SYSTEM_WALLETS = (
@@ -57,22 +56,7 @@ async def seed_production(session: AsyncSession, ctx: SeedContext) -> None:
     for currency in Currency:
         for kind, owner_id in _SYSTEM_WALLETS:
             await ensure_wallet(session, owner_id, currency, kind, now)
-        await session.execute(
-            insert_or_skip(
-                session,
-                EconomicMetrics,
-                ["currency"],
-                id=new_id(),
-                currency=currency,
-                total_supply=ZERO,
-                circulating_supply=ZERO,
-                staked_supply=ZERO,
-                burned_supply=ZERO,
-                wallet_count=0,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        await ensure_metrics(session, currency, now)
     rows = await session.execute(
         select(Wallet.id, Wallet.kind, Wallet.currency).where(
             Wallet.user_id.in_([owner for _, owner in _SYSTEM_WALLETS])
