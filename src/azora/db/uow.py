@@ -63,11 +63,6 @@ class UnitOfWork:
         """Append ``record`` to the audit log in this transaction."""
         self._audit.append(record)
 
-    @property
-    def events(self) -> tuple[EventMessage, ...]:
-        """The events emitted so far in this unit of work."""
-        return tuple(self._events)
-
     def before_commit(self, callback: BeforeCommit) -> None:
         """Run ``callback`` inside the transaction, just before it commits."""
         self._before_commit.append(callback)
