@@ -15,7 +15,12 @@ on Ctrl-C) of the PostgreSQL server given by ``--url`` or ``AZORA_BENCH_POSTGRES
   timings of the 1-client runs.
 * **pgbench**: the built-in TPC-B-like script (five statements per transaction) at the
   same client counts and duration on its own ``pgbench -i -s 16`` database, with the
-  simple and the prepared protocol; prepared is the reference.
+  simple and the prepared protocol; prepared is the reference. Each of our runs is
+  followed by pgbench's run at the same client count, so that both see the same machine.
+* **mint_move from C**: pgbench calling the ``mint_move`` function (what one transfer
+  does in the database, arguments built in SQL) at 16 clients: the ceiling for the
+  transfer's write set on this server with no Python in the loop. Reported beside the
+  others, with ``mint_move_pgbench_tps_16`` added to the JSON.
 * **UBI**: ``MintService.distribute_ubi`` over 1,000,000 user wallets (100,000 with
   ``--quick``) made by ``INSERT ... SELECT generate_series``, each round in a fresh
   process that reports its duration and peak RSS (``ru_maxrss``). The reference is the
@@ -48,6 +53,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -257,41 +263,43 @@ class TransferFigures:
         return self.median(clients, best), best
 
 
-def measure_transfers(
-    pool: Pool, server: Server, wallets: list[uuid.UUID], plan: Plan
-) -> TransferFigures:
-    """Every client count in every layout, repeated; repetitions interleave the layouts."""
-    figures = TransferFigures()
-    for repetition in range(plan.repetitions):
-        for clients in CLIENTS:
-            for layout in LAYOUTS:
-                if clients % layout.processes or clients < layout.processes:
-                    continue
-                start_at = time.time() + 1.5  # time to open every process's pool
-                jobs = [
-                    TransferJob(
-                        settings=server.settings(),
-                        wallets=wallets,
-                        tasks=clients // layout.processes,
-                        start_at=start_at,
-                        warmup=plan.warmup,
-                        duration=plan.duration,
-                        key_prefix=uuid.uuid4().hex,
-                        seed=repetition * 100 + process,
-                    )
-                    for process in range(layout.processes)
-                ]
-                outcomes = pool.map(run_transfer_job, jobs)
-                tps = sum(o.completed for o in outcomes) / plan.duration
-                figures.tps.setdefault((clients, layout), []).append(tps)
-                figures.retries += sum(o.retries for o in outcomes)
-                if clients == 1:
-                    figures.latencies.extend(lat for o in outcomes for lat in o.latencies)
-                say(
-                    f"transfers, {clients} client(s), {layout.describe(clients)},"
-                    f" run {repetition + 1}/{plan.repetitions}: {tps:.1f}/s"
-                )
-    return figures
+def transfer_round(
+    pool: Pool,
+    server: Server,
+    wallets: list[uuid.UUID],
+    plan: Plan,
+    repetition: int,
+    clients: int,
+    figures: TransferFigures,
+) -> None:
+    """One repetition of ``clients`` concurrent clients, in every layout."""
+    for layout in LAYOUTS:
+        if clients % layout.processes or clients < layout.processes:
+            continue
+        start_at = time.time() + 1.5  # time to open every process's pool
+        jobs = [
+            TransferJob(
+                settings=server.settings(),
+                wallets=wallets,
+                tasks=clients // layout.processes,
+                start_at=start_at,
+                warmup=plan.warmup,
+                duration=plan.duration,
+                key_prefix=uuid.uuid4().hex,
+                seed=repetition * 100 + process,
+            )
+            for process in range(layout.processes)
+        ]
+        outcomes = pool.map(run_transfer_job, jobs)
+        tps = sum(o.completed for o in outcomes) / plan.duration
+        figures.tps.setdefault((clients, layout), []).append(tps)
+        figures.retries += sum(o.retries for o in outcomes)
+        if clients == 1:
+            figures.latencies.extend(lat for o in outcomes for lat in o.latencies)
+        say(
+            f"transfers, {clients} client(s), {layout.describe(clients)},"
+            f" run {repetition + 1}/{plan.repetitions}: {tps:.1f}/s"
+        )
 
 
 async def top_up_user_wallets(server: Server, wanted: int) -> int:
@@ -402,31 +410,115 @@ async def _create_database(server: Server, name: str) -> None:
         await connection.close()
 
 
-def measure_pgbench(server: Server, plan: Plan) -> PgbenchFigures:
-    """pgbench's TPC-B-like script at each client count, simple and prepared."""
+def prepare_pgbench(server: Server, plan: Plan) -> None:
+    """pgbench's own database, initialised and warmed up."""
     asyncio.run(_create_database(server, server.pgbench_database))
     say(f"pgbench -i -s {PGBENCH_SCALE}")
     _pgbench(server, "-i", "-q", "-s", str(PGBENCH_SCALE))
-    duration = str(round(plan.duration))
     _pgbench(server, "-c", "16", "-j", "2", "-T", str(round(plan.warmup)), "-M", "prepared")
-    figures = PgbenchFigures()
-    for repetition in range(plan.repetitions):
-        for clients in CLIENTS:
-            for protocol in ("simple", "prepared"):
-                threads = str(min(2, clients))
-                output = _pgbench(
-                    server, "-c", str(clients), "-j", threads, "-T", duration, "-M", protocol
-                )
-                found = _TPS.search(output)
-                if found is None:
-                    raise RuntimeError(f"no tps line in pgbench's output:\n{output}")
-                tps = float(found.group(1))
-                figures.tps.setdefault((clients, protocol), []).append(tps)
-                say(
-                    f"pgbench, {clients} client(s), {protocol},"
-                    f" run {repetition + 1}/{plan.repetitions}: {tps:.1f}/s"
-                )
-    return figures
+
+
+def _tps(output: str) -> float:
+    found = _TPS.search(output)
+    if found is None:
+        raise RuntimeError(f"no tps line in pgbench's output:\n{output}")
+    return float(found.group(1))
+
+
+def pgbench_round(
+    server: Server, plan: Plan, repetition: int, clients: int, figures: PgbenchFigures
+) -> None:
+    """One repetition of pgbench's TPC-B-like script at ``clients``, simple and prepared."""
+    for protocol in ("simple", "prepared"):
+        threads = str(min(2, clients))
+        output = _pgbench(
+            server, "-c", str(clients), "-j", threads, "-T", str(round(plan.duration)),
+            "-M", protocol,
+        )  # fmt: skip
+        tps = _tps(output)
+        figures.tps.setdefault((clients, protocol), []).append(tps)
+        say(
+            f"pgbench, {clients} client(s), {protocol},"
+            f" run {repetition + 1}/{plan.repetitions}: {tps:.1f}/s"
+        )
+
+
+#: pgbench drives ``mint_move`` itself: the transfer's work in the database with no
+#: Python in the loop (the arguments are built in SQL as the service builds them).
+_MINT_MOVE_DRIVER = """
+CREATE TABLE bench_owners AS
+    SELECT row_number() OVER (ORDER BY user_id) AS n, user_id FROM unnest($1::uuid[]) AS user_id;
+CREATE UNIQUE INDEX ON bench_owners (n);
+CREATE FUNCTION bench_uuid7() RETURNS uuid LANGUAGE sql VOLATILE AS $$
+    SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing
+        substring(int8send((extract(epoch from clock_timestamp()) * 1000)::bigint) from 3)
+        from 1 for 6), 52, 1), 53, 1), 'hex')::uuid $$;
+CREATE FUNCTION bench_transfer(a integer, b integer) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    s uuid := (SELECT user_id FROM bench_owners WHERE n = a);
+    t uuid := (SELECT user_id FROM bench_owners WHERE n = b);
+    tx uuid := bench_uuid7();
+    stamp timestamptz := clock_timestamp();
+    payload jsonb;
+BEGIN
+    payload := jsonb_build_object('transaction_id', tx, 'type', 'transfer', 'amount', '1',
+        'currency', 'AZR', 'reference', NULL, 'from_user', s, 'to_user', t);
+    PERFORM * FROM mint_move(tx, 'transfer', 'AZR', 1, s, 'user', t, 'user', false,
+        gen_random_uuid()::text, bench_uuid7(), encode(sha256(tx::text::bytea), 'hex'),
+        stamp + interval '1 day', NULL, NULL, stamp, ARRAY[bench_uuid7(), bench_uuid7()],
+        jsonb_build_array(
+            jsonb_build_object('id', bench_uuid7(), 'type', 'finance.transaction.completed',
+                'source', 'mint', 'subject', s, 'payload', payload,
+                'correlation_id', NULL, 'version', 1),
+            jsonb_build_object('id', bench_uuid7(), 'type', 'finance.transaction.completed',
+                'source', 'mint', 'subject', t, 'payload', payload,
+                'correlation_id', NULL, 'version', 1))::text,
+        jsonb_build_array(jsonb_build_object('id', bench_uuid7(), 'user_id', s,
+            'action', 'mint.transfer', 'resource', 'transaction', 'resource_id', tx::text,
+            'ip', NULL, 'user_agent', NULL,
+            'metadata', jsonb_build_object('amount', '1', 'currency', 'AZR', 'to', t)))::text,
+        0, 0);
+END $$;
+"""
+
+_MINT_MOVE_SCRIPT = """\\set a random(1, {count})
+\\set b random(1, {last})
+\\set c 1 + ((:a + :b - 1) % {count})
+SELECT bench_transfer(:a, :c);
+"""
+
+
+async def prepare_mint_move_driver(server: Server, wallets: list[uuid.UUID]) -> None:
+    """The helper table and functions through which pgbench drives ``mint_move``."""
+    connection = await asyncpg.connect(server.dsn(server.mint_database), timeout=10)
+    try:
+        statements = [part for part in _MINT_MOVE_DRIVER.split(";\n") if part.strip()]
+        await connection.execute(statements[0], wallets)
+        for statement in statements[1:]:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def mint_move_round(
+    server: Server, plan: Plan, repetition: int, script: str, figures: PgbenchFigures
+) -> None:
+    """One repetition of pgbench calling ``mint_move`` with 16 clients (no Python)."""
+    command = [
+        "pgbench", "-n", "-M", "prepared", "-c", "16", "-j", "2",
+        "-T", str(round(plan.duration)), "-f", script, server.mint_database,
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, env=_pgbench_env(server), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr}{done.stdout}")
+    tps = _tps(done.stdout)
+    figures.tps.setdefault((16, "mint_move"), []).append(tps)
+    say(
+        f"pgbench calling mint_move, 16 clients,"
+        f" run {repetition + 1}/{plan.repetitions}: {tps:.1f}/s"
+    )
 
 
 # -- UBI ----------------------------------------------------------------------------
@@ -560,6 +652,13 @@ def report(transfers: TransferFigures, pgbench: PgbenchFigures, ubi: UbiFigures)
         figures["transfer_tps_16"] / figures["pgbench_tps_16"], 3
     )
     print(f"  (target: ratio >= 0.50 at 16 clients; retries after deadlocks: {transfers.retries})")
+    server_only = pgbench.median(16, "mint_move")
+    print(
+        f"mint_move driven by pgbench (the transfer's database work, no Python), 16 clients:"
+        f" {server_only:.1f}/s | ratio to pgbench {server_only / figures['pgbench_tps_16']:.2f}"
+        f" | ours / this {figures['transfer_tps_16'] / server_only:.2f}"
+    )
+    figures["mint_move_pgbench_tps_16"] = round(server_only, 1)
 
     latencies = sorted(transfers.latencies)
     p50 = statistics.median(latencies) * 1000
@@ -605,6 +704,7 @@ def report(transfers: TransferFigures, pgbench: PgbenchFigures, ubi: UbiFigures)
         "ubi_peak_rss_mb",
         "transfer_p50_ms",
         "transfer_p99_ms",
+        "mint_move_pgbench_tps_16",
     )
     print(json.dumps({key: figures[key] for key in keys}), flush=True)
 
@@ -630,10 +730,21 @@ def run(server: Server, plan: Plan) -> None:
     asyncio.run(setup())
     say(f"funding {FUNDED_WALLETS} wallets")
     wallets = asyncio.run(fund_wallets(server, FUNDED_WALLETS))
+    prepare_pgbench(server, plan)
+    script = os.path.join(tempfile.mkdtemp(prefix="azb_"), "mint_move.sql")
+    asyncio.run(prepare_mint_move_driver(server, wallets))
+    with open(script, "w") as out:
+        out.write(_MINT_MOVE_SCRIPT.format(count=len(wallets), last=len(wallets) - 1))
+    transfers, pgbench = TransferFigures(), PgbenchFigures()
+    # Ours and pgbench alternate client count by client count, so that both see the
+    # same machine: on a shared host the load drifts over minutes.
     with multiprocessing.get_context("spawn").Pool(2, initializer=ignore_interrupts) as pool:
-        transfers = measure_transfers(pool, server, wallets, plan)
+        for repetition in range(plan.repetitions):
+            for clients in CLIENTS:
+                transfer_round(pool, server, wallets, plan, repetition, clients, transfers)
+                pgbench_round(server, plan, repetition, clients, pgbench)
+            mint_move_round(server, plan, repetition, script, pgbench)
     asyncio.run(check_ledger(server))
-    pgbench = measure_pgbench(server, plan)
     ubi = measure_ubi(server, plan)
     report(transfers, pgbench, ubi)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import DBAPIError
 
+from azora.db.procedures import FunctionError
 from azora.mint.service import MintService
 
 
@@ -49,3 +50,26 @@ async def test_retries_give_up_after_the_limit(mint: MintService) -> None:
     with pytest.raises(DBAPIError):
         await mint._retrying(attempt)  # type: ignore[arg-type]
     assert len(calls) == 9  # the first try and eight retries
+
+
+async def test_failures_of_a_server_side_function_are_retried_the_same_way(
+    mint: MintService,
+) -> None:
+    calls: list[int] = []
+
+    async def attempt() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise FunctionError("40P01", "deadlock detected", None)
+        if len(calls) == 2:
+            raise FunctionError("40001", "could not serialize access", None)
+        return "done"
+
+    assert await mint._retrying(attempt) == "done"
+    assert len(calls) == 3
+
+    async def refused() -> str:
+        raise FunctionError("23514", "check constraint violated", "ck_wallets_user_non_negative")
+
+    with pytest.raises(FunctionError):
+        await mint._retrying(refused)

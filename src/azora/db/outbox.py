@@ -8,6 +8,7 @@ the same way.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,4 +96,48 @@ async def write_audit(session: AsyncSession, records: list[AuditRecord]) -> None
             }
             for r in records
         ],
+    )
+
+
+def events_json(events: list[EventMessage]) -> str:
+    """``events`` as the JSON array of outbox rows a server-side function inserts.
+
+    Keys are the ``outbox_events`` columns the emitter decides (``id``, ``type``,
+    ``source``, ``subject``, ``payload``, ``correlation_id``, ``version``); the function
+    stamps ``occurred_at`` and ``created_at`` with its transaction's time.
+    """
+    return json.dumps(
+        [
+            {
+                "id": str(e.id),
+                "type": e.type,
+                "source": e.source,
+                "subject": str(e.subject) if e.subject else None,
+                "payload": e.payload,
+                "correlation_id": str(e.correlation_id) if e.correlation_id else None,
+                "version": e.version,
+            }
+            for e in events
+        ],
+        default=str,
+    )
+
+
+def audit_json(records: list[AuditRecord]) -> str:
+    """``records`` as the JSON array of audit rows a server-side function inserts."""
+    return json.dumps(
+        [
+            {
+                "id": str(new_id()),
+                "user_id": str(r.user_id) if r.user_id else None,
+                "action": r.action,
+                "resource": r.resource,
+                "resource_id": r.resource_id,
+                "ip": r.ip,
+                "user_agent": r.user_agent,
+                "metadata": r.metadata,
+            }
+            for r in records
+        ],
+        default=str,
     )

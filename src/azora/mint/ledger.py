@@ -388,6 +388,16 @@ def request_hash(operation: str, **params: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def check_key(key: str) -> None:
+    """Refuse an idempotency key that cannot be stored.
+
+    Raises:
+        InvalidOperation: the key is empty or longer than 200 characters.
+    """
+    if not key or len(key) > 200:
+        raise InvalidOperation("an idempotency key has 1 to 200 characters")
+
+
 async def claim_key(
     session: AsyncSession,
     key: str,
@@ -405,8 +415,7 @@ async def claim_key(
         IdempotencyConflict: the key was used for a different request.
         InvalidOperation: the key is empty or longer than 200 characters.
     """
-    if not key or len(key) > 200:
-        raise InvalidOperation("an idempotency key has 1 to 200 characters")
+    check_key(key)
     result = await core_execute(
         session,
         insert_or_skip(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import random
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -21,18 +23,23 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from azora.db.columns import utcnow
 from azora.db.engines import Databases
 from azora.db.ids import new_id
-from azora.db.outbox import AuditRecord
+from azora.db.outbox import AuditRecord, EventMessage, audit_json, events_json
+from azora.db.procedures import FunctionError, call_function
 from azora.db.seeding import SYSTEM_ESCROW_ID, SYSTEM_REWARD_POOL_ID, SYSTEM_TREASURY_ID
 from azora.db.uow import UnitOfWork
 from azora.mint import events
 from azora.mint.errors import (
     IdempotencyConflict,
+    InsufficientFunds,
     InvalidOperation,
+    WalletFrozen,
+    WalletNotFound,
 )
 from azora.mint.ledger import (
     ZERO,
     Leg,
     LockedWallet,
+    check_key,
     checked_amount,
     claim_key,
     ensure_wallet,
@@ -62,7 +69,9 @@ SYSTEM_OWNERS: dict[uuid.UUID, WalletKind] = {
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
-def _sqlstate(exc: DBAPIError) -> str | None:
+def _sqlstate(exc: DBAPIError | FunctionError) -> str | None:
+    if isinstance(exc, FunctionError):
+        return exc.sqlstate
     for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
         code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
         if code:
@@ -137,7 +146,7 @@ class MintOperations:
                         "that idempotency key was used by an earlier, expired request"
                     ) from None
                 raise
-            except DBAPIError as exc:
+            except (DBAPIError, FunctionError) as exc:
                 if _sqlstate(exc) not in _RETRYABLE_SQLSTATES or tries == self._max_retries:
                     raise
                 self.retries += 1
@@ -180,6 +189,11 @@ class MintOperations:
 
     # -- movements ------------------------------------------------------------------
 
+    @functools.cached_property
+    def _posts_in_database(self) -> bool:
+        """Whether two-wallet movements run as the ``mint_move`` function (PostgreSQL)."""
+        return self._databases.target(ServiceName.MINT).backend == "postgresql"
+
     async def _move(
         self,
         *,
@@ -196,76 +210,209 @@ class MintOperations:
         actor_id: uuid.UUID | None = None,
         event_type: str = events.TRANSACTION_COMPLETED,
     ) -> TransactionView:
+        """Move ``amount`` from one owner's wallet to another's as one journal entry.
+
+        On PostgreSQL the whole movement is one call of the ``mint_move`` function (one
+        round trip); on SQLite it runs statement by statement in a unit of work. Both
+        write the same rows and refuse the same way.
+        """
         currency = Currency(currency)
         value = checked_amount(amount)
         if source_owner == target_owner:
             raise InvalidOperation("a wallet cannot pay itself")
-        fingerprint = request_hash(
-            operation,
-            source=source_owner,
-            target=target_owner,
+        if idempotency_key is not None:
+            check_key(idempotency_key)
+        move = _Movement(
+            operation=operation,
+            type_=type_,
             currency=currency,
             amount=value,
+            source_owner=source_owner,
+            target_owner=target_owner,
+            idempotency_key=idempotency_key,
+            fingerprint=request_hash(
+                operation,
+                source=source_owner,
+                target=target_owner,
+                currency=currency,
+                amount=value,
+                reference=reference,
+            ),
             reference=reference,
+            description=description,
+            earned=earned,
+            actor_id=actor_id or source_owner,
+            event_type=event_type,
+        )
+        if self._posts_in_database:
+            return await self._retrying(lambda: self._move_in_database(move))
+        return await self._retrying(lambda: self._move_in_session(move))
+
+    async def _move_in_session(self, move: _Movement) -> TransactionView:
+        now, transaction_id = utcnow(), new_id()
+        async with self.unit_of_work() as uow:
+            if move.idempotency_key is not None:
+                done = await self._claim(
+                    uow, move.idempotency_key, move.fingerprint, transaction_id, now
+                )
+                if done is not None:
+                    return done
+            wallets = await self._lock(
+                uow, move.currency, [move.source_owner, move.target_owner], now
+            )
+            source = require(wallets, move.source_owner, move.currency)
+            target = require(wallets, move.target_owner, move.currency)
+            await post(
+                uow.session,
+                type_=move.type_,
+                currency=move.currency,
+                amount=move.amount,
+                legs=[
+                    Leg(source, -move.amount),
+                    Leg(target, move.amount, earned=move.amount if move.earned else ZERO),
+                ],
+                from_wallet=source,
+                to_wallet=target,
+                now=now,
+                transaction_id=transaction_id,
+                idempotency_key=move.idempotency_key,
+                reference=move.reference,
+                description=move.description,
+            )
+            view = move.view(transaction_id, source.id, target.id, now)
+            for event in move.events(view):
+                uow.emit(event)
+            uow.audit(move.audit_record(transaction_id))
+        return view
+
+    async def _move_in_database(self, move: _Movement) -> TransactionView:
+        now, transaction_id = utcnow(), new_id()
+        source_kind = SYSTEM_OWNERS.get(move.source_owner, WalletKind.USER)
+        target_kind = SYSTEM_OWNERS.get(move.target_owner, WalletKind.USER)
+        value = move.amount
+        circulating = (value if target_kind is WalletKind.USER else ZERO) - (
+            value if source_kind is WalletKind.USER else ZERO
+        )
+        total = (value if source_kind is WalletKind.TREASURY else ZERO) - (
+            value if target_kind is WalletKind.TREASURY else ZERO
+        )
+        # The view and its events are known before the call: only the wallet ids are not.
+        view = move.view(transaction_id, None, None, now)
+        try:
+            rows = await call_function(
+                self._databases,
+                ServiceName.MINT,
+                "mint_move",
+                transaction_id,
+                str(move.type_),
+                str(move.currency),
+                value,
+                move.source_owner,
+                str(source_kind),
+                move.target_owner,
+                str(target_kind),
+                move.earned,
+                move.idempotency_key,
+                new_id(),
+                move.fingerprint,
+                now + self._ttl,
+                move.reference,
+                move.description,
+                now,
+                [new_id(), new_id()],
+                events_json(move.events(view)),
+                audit_json([move.audit_record(transaction_id)]),
+                circulating,
+                total,
+            )
+        except FunctionError as exc:
+            raise _refusal(exc) from None
+        outcome = rows[0]
+        if outcome["outcome"] == "replayed":
+            async with self.unit_of_work() as uow:
+                return await self._replay(uow, {"transaction_id": str(outcome["transaction_id"])})
+        return view.model_copy(
+            update={
+                "from_wallet_id": outcome["from_wallet_id"],
+                "to_wallet_id": outcome["to_wallet_id"],
+            }
         )
 
-        async def attempt() -> TransactionView:
-            now, transaction_id = utcnow(), new_id()
-            async with self.unit_of_work() as uow:
-                if idempotency_key is not None:
-                    done = await self._claim(uow, idempotency_key, fingerprint, transaction_id, now)
-                    if done is not None:
-                        return done
-                wallets = await self._lock(uow, currency, [source_owner, target_owner], now)
-                source = require(wallets, source_owner, currency)
-                target = require(wallets, target_owner, currency)
-                await post(
-                    uow.session,
-                    type_=type_,
-                    currency=currency,
-                    amount=value,
-                    legs=[
-                        Leg(source, -value),
-                        Leg(target, value, earned=value if earned else ZERO),
-                    ],
-                    from_wallet=source,
-                    to_wallet=target,
-                    now=now,
-                    transaction_id=transaction_id,
-                    idempotency_key=idempotency_key,
-                    reference=reference,
-                    description=description,
-                )
-                view = transaction_view(
-                    transaction_id,
-                    type_,
-                    value,
-                    currency,
-                    source,
-                    target,
-                    now,
-                    reference,
-                    description,
-                )
-                uow.audit(
-                    AuditRecord(
-                        operation,
-                        "transaction",
-                        str(transaction_id),
-                        actor_id or source_owner,
-                        metadata={
-                            "amount": str(value),
-                            "currency": str(currency),
-                            "to": str(target_owner),
-                        },
-                    )
-                )
-                payload = event_payload(
-                    view, from_user=str(source_owner), to_user=str(target_owner)
-                )
-                for subject in (source_owner, target_owner):
-                    if subject not in SYSTEM_OWNERS:
-                        uow.emit(events.finance_event(event_type, payload, subject))
-            return view
 
-        return await self._retrying(attempt)
+@dataclass(frozen=True)
+class _Movement:
+    """A checked request to move money between two owners' wallets."""
+
+    operation: str
+    type_: TransactionType
+    currency: Currency
+    amount: Decimal
+    source_owner: uuid.UUID
+    target_owner: uuid.UUID
+    idempotency_key: str | None
+    fingerprint: str
+    reference: str | None
+    description: str | None
+    earned: bool
+    actor_id: uuid.UUID
+    event_type: str
+
+    def view(
+        self,
+        transaction_id: uuid.UUID,
+        from_wallet_id: uuid.UUID | None,
+        to_wallet_id: uuid.UUID | None,
+        now: dt.datetime,
+    ) -> TransactionView:
+        """The posted transaction as the caller sees it."""
+        return TransactionView(
+            id=transaction_id,
+            type=self.type_,
+            amount=self.amount,
+            currency=self.currency,
+            from_wallet_id=from_wallet_id,
+            to_wallet_id=to_wallet_id,
+            reference=self.reference,
+            description=self.description,
+            created_at=now,
+        )
+
+    def events(self, view: TransactionView) -> list[EventMessage]:
+        """One event for each user (not system) owner involved."""
+        payload = event_payload(
+            view, from_user=str(self.source_owner), to_user=str(self.target_owner)
+        )
+        return [
+            events.finance_event(self.event_type, payload, subject)
+            for subject in (self.source_owner, self.target_owner)
+            if subject not in SYSTEM_OWNERS
+        ]
+
+    def audit_record(self, transaction_id: uuid.UUID) -> AuditRecord:
+        """The audit record of the movement."""
+        return AuditRecord(
+            self.operation,
+            "transaction",
+            str(transaction_id),
+            self.actor_id,
+            metadata={
+                "amount": str(self.amount),
+                "currency": str(self.currency),
+                "to": str(self.target_owner),
+            },
+        )
+
+
+def _refusal(exc: FunctionError) -> Exception:
+    """The domain error for a refusal of ``mint_move``; other failures as they are."""
+    if exc.sqlstate == "AZ001":
+        return WalletNotFound(exc.message, hint="open the wallet first")
+    if exc.sqlstate == "AZ002":
+        return WalletFrozen(exc.message)
+    if exc.sqlstate == "AZ003":
+        return InsufficientFunds(exc.message)
+    if exc.sqlstate == "AZ004":
+        return IdempotencyConflict(exc.message, hint="use a new key for a new request")
+    if exc.constraint == "uq_transactions_idempotency_key":
+        return IdempotencyConflict("that idempotency key was used by an earlier, expired request")
+    return exc

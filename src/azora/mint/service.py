@@ -2,7 +2,10 @@
 
 Each public method is one transaction through the unit of work: it locks the wallets it
 moves (in id order), posts a balanced journal entry, appends an audit record and emits
-its ``finance.*`` event into the outbox. Serialization failures and deadlocks reported
+its ``finance.*`` event into the outbox. On PostgreSQL the two-wallet movements
+(transfer, mint, reward, mining, escrow hold) are one call of the ``mint_move`` function
+instead, which does the same in one statement and one round trip (see
+:mod:`azora.db.procedures`). Serialization failures and deadlocks reported
 by PostgreSQL (which the lock order should prevent) are retried inside the operation.
 The shared machinery is in :mod:`azora.mint.operations`, staking in
 :mod:`azora.mint.staking`, escrow in :mod:`azora.mint.escrow`, UBI in
