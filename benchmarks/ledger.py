@@ -445,15 +445,15 @@ def pgbench_round(
 
 #: pgbench drives ``mint_move`` itself: the transfer's work in the database with no
 #: Python in the loop (the arguments are built in SQL as the service builds them).
-_MINT_MOVE_DRIVER = """
-CREATE TABLE bench_owners AS
-    SELECT row_number() OVER (ORDER BY user_id) AS n, user_id FROM unnest($1::uuid[]) AS user_id;
-CREATE UNIQUE INDEX ON bench_owners (n);
-CREATE FUNCTION bench_uuid7() RETURNS uuid LANGUAGE sql VOLATILE AS $$
+_MINT_MOVE_DRIVER = (
+    "CREATE TABLE bench_owners (n integer PRIMARY KEY, user_id uuid NOT NULL)",
+    "INSERT INTO bench_owners SELECT n, user_id"
+    " FROM unnest($1::uuid[]) WITH ORDINALITY AS o(user_id, n)",
+    """CREATE FUNCTION bench_uuid7() RETURNS uuid LANGUAGE sql VOLATILE AS $$
     SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing
         substring(int8send((extract(epoch from clock_timestamp()) * 1000)::bigint) from 3)
-        from 1 for 6), 52, 1), 53, 1), 'hex')::uuid $$;
-CREATE FUNCTION bench_transfer(a integer, b integer) RETURNS void LANGUAGE plpgsql AS $$
+        from 1 for 6), 52, 1), 53, 1), 'hex')::uuid $$""",
+    """CREATE FUNCTION bench_transfer(a integer, b integer) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     s uuid := (SELECT user_id FROM bench_owners WHERE n = a);
     t uuid := (SELECT user_id FROM bench_owners WHERE n = b);
@@ -478,8 +478,8 @@ BEGIN
             'ip', NULL, 'user_agent', NULL,
             'metadata', jsonb_build_object('amount', '1', 'currency', 'AZR', 'to', t)))::text,
         0, 0);
-END $$;
-"""
+END $$""",
+)
 
 _MINT_MOVE_SCRIPT = """\\set a random(1, {count})
 \\set b random(1, {last})
@@ -492,9 +492,10 @@ async def prepare_mint_move_driver(server: Server, wallets: list[uuid.UUID]) -> 
     """The helper table and functions through which pgbench drives ``mint_move``."""
     connection = await asyncpg.connect(server.dsn(server.mint_database), timeout=10)
     try:
-        statements = [part for part in _MINT_MOVE_DRIVER.split(";\n") if part.strip()]
-        await connection.execute(statements[0], wallets)
-        for statement in statements[1:]:
+        create, fill, *functions = _MINT_MOVE_DRIVER
+        await connection.execute(create)
+        await connection.execute(fill, wallets)
+        for statement in functions:
             await connection.execute(statement)
     finally:
         await connection.close()
