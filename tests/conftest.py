@@ -20,7 +20,7 @@ from tests import databases as dbs
 
 BACKENDS = ("sqlite", "postgresql")
 REQUIRE_SERVICES = os.environ.get("AZORA_REQUIRE_SERVICES") == "1"
-_KEEP_ENV = {"AZORA_TEST_POSTGRES_URL", "AZORA_REQUIRE_SERVICES"}
+_KEEP_ENV = {"AZORA_TEST_POSTGRES_URL", "AZORA_TEST_REDIS_URL", "AZORA_REQUIRE_SERVICES"}
 
 
 @pytest.fixture(autouse=True)

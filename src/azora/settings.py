@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 30_000
     db_echo: bool = False
 
+    # Cache: ``memory://`` (in-process, the embedded default) or ``redis://host:port/db``.
+    cache_url: str = "memory://"
+    # A cache call slower than this counts as a failure (the read goes to the database).
+    cache_timeout_ms: Annotated[int, Field(ge=1, le=60_000)] = 100
+    # Entries the in-process cache keeps (least recently used go first).
+    cache_max_entries: Annotated[int, Field(ge=1)] = 100_000
+
     jwt_secret: SecretStr | None = None
     encryption_key: SecretStr | None = None
     # Password of the studio admin the development seed creates; printed once when unset.

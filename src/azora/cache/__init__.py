@@ -1,0 +1,5 @@
+"""The cache: cache-aside reads over Redis or memory, never stale after a write."""
+
+from azora.cache.core import Cache, CacheKey, CacheMetrics, KeySpace, open_cache
+
+__all__ = ["Cache", "CacheKey", "CacheMetrics", "KeySpace", "open_cache"]
