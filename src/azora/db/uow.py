@@ -8,8 +8,10 @@ Leaving the block normally commits once; leaving it by an exception rolls back a
 re-raises. Services flush, never commit. ``emit`` and ``audit`` collect outbox events
 and audit records that are written in the same transaction, just before the commit.
 Two hooks let other parts attach: ``before_commit`` callbacks run inside the
-transaction, ``after_commit`` callbacks run only once the commit succeeded (cache
-invalidation) and are dropped on rollback.
+transaction, ``after_commit`` callbacks run only once the commit succeeded and are
+dropped on rollback. ``invalidate`` collects the cache keys the change touches; they
+are invalidated together once the commit succeeded, before the after-commit callbacks,
+and never on rollback.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from azora.cache import Cache, CacheKey
 from azora.db.engines import Databases
 from azora.db.outbox import AuditRecord, EventMessage, write_audit, write_outbox
 from azora.types import ServiceName
@@ -34,8 +37,12 @@ AfterCommit = Callable[[], Awaitable[None]]
 class UnitOfWork:
     """One transaction on one service database (see the module docstring)."""
 
-    def __init__(self, databases: Databases, service: ServiceName) -> None:
+    def __init__(
+        self, databases: Databases, service: ServiceName, *, cache: Cache | None = None
+    ) -> None:
         self.service = service
+        self._cache = cache
+        self._invalidations: list[CacheKey] = []
         self._engine = databases.engine(service)
         self._session: AsyncSession | None = None
         self._before_commit: list[BeforeCommit] = []
@@ -62,6 +69,13 @@ class UnitOfWork:
     def audit(self, record: AuditRecord) -> None:
         """Append ``record`` to the audit log in this transaction."""
         self._audit.append(record)
+
+    def invalidate(self, *keys: CacheKey) -> None:
+        """Forget ``keys`` in the cache once this transaction commits (never on rollback).
+
+        Without a cache (none given) there is nothing to forget and this does nothing.
+        """
+        self._invalidations.extend(keys)
 
     def before_commit(self, callback: BeforeCommit) -> None:
         """Run ``callback`` inside the transaction, just before it commits."""
@@ -104,6 +118,9 @@ class UnitOfWork:
             self._events.clear()
             self._audit.clear()
         callbacks, self._after_commit = self._after_commit, []
+        keys, self._invalidations = self._invalidations, []
+        if self.committed and keys and self._cache is not None:
+            await self._cache.invalidate(*keys)  # never raises: undelivered keys are kept
         if self.committed:
             for callback in callbacks:
                 try:
