@@ -37,3 +37,9 @@ class InvalidAmountError(AzoraError, ValueError):
     """A money amount that is not exact, has more than 8 decimals or is out of range."""
 
     code = "invalid_amount"
+
+
+class InvalidInput(AzoraError, ValueError):
+    """An argument that does not parse or is out of range (an id, a currency, a name)."""
+
+    code = "invalid_input"
