@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from azora.auth.errors import EmailTaken, UserNotFound
@@ -22,6 +22,7 @@ from azora.auth.schemas import NewUser, UserView
 from azora.cache import Cache, CacheKey, KeySpace
 from azora.db.engines import Databases
 from azora.db.outbox import AuditRecord, EventMessage
+from azora.db.reads import RowQuery
 from azora.db.uow import UnitOfWork
 from azora.types import ServiceName
 
@@ -38,6 +39,10 @@ _VIEW_COLUMNS = (
     User.is_email_verified,
     User.is_active,
     User.created_at,
+)
+
+_USER_BY_ID = RowQuery(
+    select(*_VIEW_COLUMNS).where(User.id == bindparam("user_id"), User.deleted_at.is_(None))
 )
 
 
@@ -137,13 +142,8 @@ class UserService:
         return UserView.model_validate(row._mapping)
 
     async def _load(self, user_id: uuid.UUID) -> UserView | None:
-        async with self._databases.engine(ServiceName.AUTH).connect() as connection:
-            row = (
-                await connection.execute(
-                    select(*_VIEW_COLUMNS).where(User.id == user_id, User.deleted_at.is_(None))
-                )
-            ).first()
-        return None if row is None else UserView.model_validate(row._mapping)
+        row = await _USER_BY_ID.fetch(self._databases, ServiceName.AUTH, user_id=user_id)
+        return None if row is None else UserView.model_validate(row)
 
 
 def registered_event(user: UserView) -> EventMessage:
