@@ -28,8 +28,9 @@ from azora.types import ServiceName
 
 USER_REGISTERED = "system.user.registered"
 USERS = KeySpace("auth.user", version=1)
-#: How long a cached user lives without a write (writes invalidate it at once).
-USER_TTL_SECONDS = 300.0
+#: How long a cached user lives without a write. Writes invalidate it at once, so the
+#: TTL only bounds memory and any change made outside these operations.
+USER_TTL_SECONDS = 3600.0
 
 _VIEW_COLUMNS = (
     User.id,
