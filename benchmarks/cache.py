@@ -51,7 +51,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis

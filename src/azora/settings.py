@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     cache_timeout_ms: Annotated[int, Field(ge=1, le=60_000)] = 100
     # Entries the in-process cache keeps (least recently used go first).
     cache_max_entries: Annotated[int, Field(ge=1)] = 100_000
+    # With Redis: entries of the in-process layer in front of it (0 = no such layer).
+    cache_local_max_entries: Annotated[int, Field(ge=0)] = 0
+    # How long the in-process layer may serve an entry: the staleness bound should an
+    # invalidation message be lost.
+    cache_local_ttl_ms: Annotated[int, Field(ge=1, le=60_000)] = 2_000
 
     jwt_secret: SecretStr | None = None
     encryption_key: SecretStr | None = None

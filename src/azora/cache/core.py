@@ -25,6 +25,11 @@ What ``get_or_load`` guarantees:
   key space's schema version, so a deploy that changes a cached shape bumps the version
   and never reads old entries. "Not found" is cached too, for a short TTL. TTLs get
   ±10% jitter so entries written together do not expire together.
+* **An optional in-process layer** (``local=LocalLayer(...)``, Redis only): hits are
+  answered from this process's memory; every invalidation, from any process, reaches
+  it over Redis pub/sub within milliseconds, a short TTL bounds staleness should a
+  message be lost, and while the subscription is down the layer is off. The same
+  no-stale-set rule holds for it (see :mod:`azora.cache.local`).
 
 Why not cashews or aiocache: both offer TTL caching and (cashews) locks against
 stampedes, but neither ties a fill to the invalidations that happened during the load,
@@ -47,6 +52,7 @@ from pydantic import TypeAdapter
 
 from azora.cache.backends import CacheBackend, MemoryBackend, RedisBackend
 from azora.cache.breaker import CircuitBreaker
+from azora.cache.local import LocalLayer, Ticket
 from azora.errors import ConfigurationError
 from azora.settings import Settings
 
@@ -88,6 +94,8 @@ class CacheMetrics:
     """Counters of one cache (exported by the monitoring endpoint)."""
 
     hits: int = 0
+    #: hits answered by the in-process layer (counted in ``hits`` too).
+    local_hits: int = 0
     misses: int = 0
     loads: int = 0
     errors: int = 0
@@ -128,8 +136,10 @@ class Cache:
         wait_ms: int = 200,
         negative_ttl: float = 5.0,
         breaker: CircuitBreaker | None = None,
+        local: LocalLayer | None = None,
     ) -> None:
         self.backend = backend
+        self.local = local
         self.metrics = CacheMetrics()
         self.breaker = breaker or CircuitBreaker("cache")
         self._timeout = timeout_ms / 1000 if timeout_ms else None
@@ -162,7 +172,18 @@ class Cache:
         """
         started = time.perf_counter()
         try:
-            return await self._get_or_load(str(key), loader, ttl, self._adapter(schema))
+            name, adapter, local = str(key), self._adapter(schema), self.local
+            # With invalidations pending, the cache is read only after they are delivered.
+            if local is not None and not self._pending_invalidations:
+                if not local.started:
+                    local.start()
+                raw = local.get(name)
+                if raw is not None:
+                    self.metrics.hits += 1
+                    self.metrics.local_hits += 1
+                    hit: T | None = self._decode(raw, adapter)
+                    return hit
+            return await self._get_or_load(name, loader, ttl, adapter)
         finally:
             self.metrics.observe_get(time.perf_counter() - started)
 
@@ -204,16 +225,19 @@ class Cache:
         if not await self._deliver_pending() and key in self._pending_invalidations:
             self.metrics.bypassed += 1
             return await loader()
+        # Taken before the read: an invalidation applied after it refuses the local put.
+        ticket = self.local.ticket(key) if self.local is not None else None
         ok, raw = await self._call(self.backend.get(key))
         if ok and raw is not None:
             self.metrics.hits += 1
+            self._keep_local(key, raw, ticket)
             hit: T | None = self._decode(raw, adapter)
             return hit
         if not ok:
             self.metrics.bypassed += 1
             return await loader()
         self.metrics.misses += 1
-        return await self._load(key, loader, ttl, adapter)
+        return await self._load(key, loader, ttl, adapter, ticket)
 
     async def _load(
         self,
@@ -221,6 +245,7 @@ class Cache:
         loader: Callable[[], Awaitable[T | None]],
         ttl: float,
         adapter: TypeAdapter[Any],
+        ticket: Ticket | None,
     ) -> T | None:
         token = secrets.token_hex(8)
         ok, leased = await self._call(self.backend.acquire_lease(key, token, self._lease_ms))
@@ -237,6 +262,7 @@ class Cache:
                     break
                 if raw is not None:
                     self.metrics.hits += 1
+                    self._keep_local(key, raw, ticket)
                     waited: T | None = self._decode(raw, adapter)
                     return waited
         self.metrics.loads += 1
@@ -246,7 +272,16 @@ class Cache:
             ok, stored = await self._call(self.backend.fill(key, token, encoded, ttl_ms))
             if ok and not stored:
                 self.metrics.refused_fills += 1  # invalidated while loading
+            elif ok:
+                self._keep_local(key, encoded, ticket, ttl_ms)
         return value
+
+    def _keep_local(
+        self, key: str, raw: bytes, ticket: Ticket | None, ttl_ms: int | None = None
+    ) -> None:
+        """Offer what Redis holds to the local layer (refused if invalidated since)."""
+        if self.local is not None:
+            self.local.put(key, raw, ticket, ttl_ms)
 
     # -- writes ---------------------------------------------------------------------
 
@@ -254,13 +289,21 @@ class Cache:
         """Forget ``keys`` everywhere; call it after the write committed.
 
         Never raises: when the cache cannot be reached, the keys are kept and delivered
-        before the cache is read again (reads of them bypass the cache until then).
+        before the cache is read again (reads of them bypass the cache until then). This
+        process's local layer forgets them at once; other processes' layers hear of them
+        over Redis pub/sub once delivered.
         """
         names = [str(key) for key in keys]
         for name in names:
             self._flights.pop(name, None)  # later readers must not join an older load
+        if self.local is not None:
+            self.local.drop(names)
         self._pending_invalidations.update(names)
         await self._deliver_pending()
+        if self.local is not None:
+            # A read of ours that began after the first drop may have seen the old entry
+            # before the DEL: refuse its put too (our own message would also drop it).
+            self.local.drop(names)
 
     async def _deliver_pending(self) -> bool:
         """Deliver the kept invalidations; True when none is left."""
@@ -310,8 +353,15 @@ class Cache:
             return None
         return adapter.validate_json(raw[1:])
 
+    async def start(self) -> None:
+        """Start the local layer's subscriber (otherwise the first read starts it)."""
+        if self.local is not None:
+            self.local.start()
+
     async def aclose(self) -> None:
-        """Close the backend's connections."""
+        """Stop the local layer's subscriber and close the backend's connections."""
+        if self.local is not None:
+            await self.local.aclose()
         await self.backend.aclose()
 
 
@@ -324,6 +374,9 @@ def _close(operation: Awaitable[Any]) -> None:
 def open_cache(settings: Settings) -> Cache:
     """The cache ``AZORA_CACHE_URL`` names: ``memory://`` or ``redis://...``.
 
+    With Redis and ``AZORA_CACHE_LOCAL_MAX_ENTRIES`` > 0, the cache has a local layer
+    (in memory, the cache is local already).
+
     Raises:
         ConfigurationError: an unsupported URL scheme.
     """
@@ -331,9 +384,17 @@ def open_cache(settings: Settings) -> Cache:
     if url.startswith("memory://"):
         return Cache(MemoryBackend(settings.cache_max_entries))
     if url.startswith(("redis://", "rediss://", "unix://")):
+        local = None
+        if settings.cache_local_max_entries:
+            local = LocalLayer(
+                url,
+                max_entries=settings.cache_local_max_entries,
+                ttl_ms=settings.cache_local_ttl_ms,
+            )
         return Cache(
             RedisBackend(url, timeout_ms=settings.cache_timeout_ms),
             timeout_ms=settings.cache_timeout_ms,
+            local=local,
         )
     raise ConfigurationError(
         f"AZORA_CACHE_URL has an unsupported scheme: {url.split('://')[0]!r}",
