@@ -20,6 +20,10 @@ end and on Ctrl-C) of the PostgreSQL server given by ``--url`` or
   Zipf as the reads (the hottest users also write the most): every such write makes the
   next read of a hot key a miss, which bounds the hit ratio near 1 - 0.05/0.95 = 94.7%;
   it is printed with that bound, as ``hit_ratio_hot_writes``.
+* **With the in-process layer** (``AZORA_CACHE_LOCAL_MAX_ENTRIES=10000``, off by
+  default): the uniform-writes workload again (as long as the hot-writes phase) on a
+  second cache object with the layer, and the p50 of a hit it answers; printed as
+  ``local_*`` figures.
 * **Hit**: one task reads one cached user again and again through
   ``get_user_with_cache`` (GET, decode, pydantic validation), in rounds that alternate
   with a bare redis-py ``GET`` of the same key and bytes. p50 of each, and the ratio.
@@ -51,6 +55,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -121,13 +126,14 @@ class Server:
         """The auth database's name (as ``Settings`` derives it from the prefix)."""
         return f"{self.prefix}_{ServiceName.AUTH}"
 
-    def settings(self) -> Settings:
+    def settings(self, **overrides: Any) -> Settings:
         """Settings for this run's databases and the Redis cache."""
         return Settings(
             env=Environment.TEST,
             database_url=self.url.render_as_string(hide_password=False),
             db_name_prefix=self.prefix,
             cache_url=self.redis_url,
+            **overrides,
         )
 
 
@@ -299,6 +305,7 @@ class LatencyFigures:
     """Per-call timings (seconds) of ours and the bare reference, all rounds together."""
 
     hit: list[float] = field(default_factory=list)
+    local_hit: list[float] = field(default_factory=list)
     redis_get: list[float] = field(default_factory=list)
     miss: list[float] = field(default_factory=list)
     asyncpg_pk: list[float] = field(default_factory=list)
@@ -348,8 +355,23 @@ async def latencies(
 # -- report -----------------------------------------------------------------------------
 
 
+async def local_hits(users: UserService, user_id: uuid.UUID, count: int) -> list[float]:
+    """Per-call timings of hits the in-process layer answers."""
+    await users.get_user_cached(user_id)
+    timings = []
+    for _ in range(count):
+        began = time.perf_counter()
+        await users.get_user_cached(user_id)
+        timings.append(time.perf_counter() - began)
+    return timings
+
+
 def report(
-    primed: float, main: WorkloadFigures, hot: WorkloadFigures, timings: LatencyFigures
+    primed: float,
+    main: WorkloadFigures,
+    hot: WorkloadFigures,
+    local: WorkloadFigures,
+    timings: LatencyFigures,
 ) -> None:
     """The human-readable lines, then the JSON line (last)."""
     print(f"primed {USERS:,} users through the cache in {primed:.1f} s ({USERS / primed:,.0f}/s)")
@@ -365,6 +387,14 @@ def report(
     print(
         f"  writes drawn from the same Zipf ({hot.seconds:.0f} s): hit ratio"
         f" {hot.hit_ratio:.2%} (bound with invalidate-on-write about {bound:.1%})"
+    )
+    local_p99 = percentile(local.read_latencies, 0.99) * 1000
+    local_hit = statistics.median(timings.local_hit) * 1e6
+    print(
+        f"  with the in-process layer ({local.seconds:.0f} s): hit ratio {local.hit_ratio:.2%}"
+        f" | {local.ops_per_s:,.0f} calls/s | p50"
+        f" {statistics.median(local.read_latencies) * 1000:.2f} ms, p99 {local_p99:.2f} ms"
+        f" | a hit it answers: p50 {local_hit:.1f} us"
     )
     hit, get = statistics.median(timings.hit) * 1e6, statistics.median(timings.redis_get) * 1e6
     print(
@@ -389,6 +419,10 @@ def report(
         "get_user_p50_ms": round(p50_ms, 3),
         "hit_ratio_hot_writes": round(hot.hit_ratio, 4),
         "ops_per_s": round(main.ops_per_s, 1),
+        "local_hit_ratio": round(local.hit_ratio, 4),
+        "local_get_user_p99_ms": round(local_p99, 3),
+        "local_hit_p50_us": round(local_hit, 1),
+        "local_ops_per_s": round(local.ops_per_s, 1),
     }
     print(json.dumps(figures), flush=True)
 
@@ -411,9 +445,26 @@ async def measure(server: Server, plan: Plan, ids: list[uuid.UUID]) -> None:
                 users, cache, ids, duration=plan.hot_writes_duration, warmup=1.0, hot_writes=True
             )
             timings = await latencies(server, users, cache, ids[0], plan)
+            layered = open_cache(server.settings(cache_local_max_entries=10_000))
+            try:
+                with_local = UserService(databases, cache=layered)
+                say(f"with the in-process layer: {plan.hot_writes_duration:.0f} s")
+                local = await workload(
+                    with_local,
+                    layered,
+                    ids,
+                    duration=plan.hot_writes_duration,
+                    warmup=1.0,
+                    hot_writes=False,
+                )
+                timings.local_hit = await local_hits(
+                    with_local, ids[0], plan.latency_rounds * plan.hits_per_round
+                )
+            finally:
+                await layered.aclose()
     finally:
         await cache.aclose()
-    report(primed, main, hot, timings)
+    report(primed, main, hot, local, timings)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
