@@ -24,6 +24,7 @@ from azora.db.engines import Databases
 from azora.db.outbox import AuditRecord, EventMessage
 from azora.db.reads import RowQuery
 from azora.db.uow import UnitOfWork
+from azora.errors import InvalidInput
 from azora.types import ServiceName
 
 USER_REGISTERED = "system.user.registered"
@@ -85,7 +86,6 @@ class UserService:
                 view = UserView.model_validate(user)
                 uow.audit(AuditRecord("auth.user.register", "user", str(user.id), user.id))
                 uow.emit(registered_event(view))
-                uow.invalidate(user_key(user.id))  # a cached "not found" of this id
         except IntegrityError as exc:  # a concurrent registration won the unique index
             if "email" in str(exc.orig).lower():
                 raise EmailTaken(f"{new.email} is already registered") from None
@@ -123,11 +123,11 @@ class UserService:
 
         Raises:
             UserNotFound: no such user (nothing is written).
-            ValueError: an empty or over-long name.
+            InvalidInput: an empty or over-long name.
         """
         name = name.strip()
         if not 1 <= len(name) <= 200:
-            raise ValueError("a name has 1 to 200 characters")
+            raise InvalidInput("a name has 1 to 200 characters")
         async with self.unit_of_work() as uow:
             result = await uow.session.execute(
                 update(User)

@@ -17,7 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from azora.cache import Cache, CacheKey, KeySpace
 from azora.db.columns import utcnow
 from azora.db.engines import Databases
+from azora.db.ids import new_id
 from azora.db.outbox import AuditRecord, EventMessage
+from azora.db.statements import insert_or_skip
 from azora.db.uow import UnitOfWork
 from azora.education.errors import (
     AlreadyEnrolled,
@@ -71,26 +73,25 @@ class EducationService:
             return None
         user_id = uuid.UUID(payload["user_id"])
         first, _, last = str(payload.get("name", "")).partition(" ")
-        for _ in range(2):  # a concurrent delivery may insert first: then read its row
-            try:
-                async with self.unit_of_work() as uow:
-                    existing = await uow.session.scalar(
-                        select(Student.id).where(Student.user_id == user_id)
-                    )
-                    if existing is not None:
-                        return existing
-                    student = Student(
-                        user_id=user_id,
-                        first_name=first[:100] or "-",
-                        last_name=last[:100],
-                        email=str(payload["email"]),
-                    )
-                    uow.session.add(student)
-                    await uow.session.flush()
-                    return student.id
-            except IntegrityError:
-                continue
-        raise AssertionError("unreachable")  # pragma: no cover
+        async with self.unit_of_work() as uow:
+            # A redelivery, or a concurrent one, finds the row there and inserts nothing.
+            await uow.session.execute(
+                insert_or_skip(
+                    uow.session,
+                    Student,
+                    ["user_id"],
+                    id=new_id(),
+                    user_id=user_id,
+                    first_name=first[:100] or "-",
+                    last_name=last[:100],
+                    email=str(payload["email"]),
+                )
+            )
+            student_id = await uow.session.scalar(
+                select(Student.id).where(Student.user_id == user_id)
+            )
+        assert student_id is not None
+        return student_id
 
     # -- courses ----------------------------------------------------------------------
 

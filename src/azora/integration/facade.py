@@ -121,12 +121,7 @@ class Integration:
         Raises:
             InvalidInput: not an id, or an empty/over-long name.  UserNotFound.
         """
-        try:
-            return await self.users.rename(_id(user_id, "user_id"), name)
-        except ValueError as exc:
-            if isinstance(exc, InvalidInput):
-                raise
-            raise InvalidInput(str(exc)) from None
+        return await self.users.rename(_id(user_id, "user_id"), name)
 
     # -- education --------------------------------------------------------------------
 

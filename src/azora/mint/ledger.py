@@ -25,15 +25,13 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, Uuid, bindparam, case, insert, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.base import Executable
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.dml import Update
 
 from azora.db.columns import UTCDateTime
 from azora.db.ids import new_id
 from azora.db.money import Money, to_money
-from azora.db.statements import core_execute
+from azora.db.statements import core_execute, insert_or_skip
 from azora.errors import InvalidAmountError
 from azora.mint.errors import (
     IdempotencyConflict,
@@ -104,24 +102,6 @@ def checked_amount(value: Decimal | int | str) -> Decimal:
     if amount <= 0:
         raise InvalidAmountError(f"amount must be greater than zero, got {amount}")
     return amount
-
-
-@functools.cache
-def _skipping_insert(dialect: str, table: Table, conflict: tuple[str, ...]) -> Insert:
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement: Insert = builder(table).on_conflict_do_nothing(index_elements=list(conflict))
-    return statement
-
-
-def insert_or_skip(
-    session: AsyncSession, model: Any, conflict: Sequence[str], **values: Any
-) -> Executable:
-    """``INSERT ... ON CONFLICT (conflict) DO NOTHING`` on the session's backend.
-
-    Its result's ``rowcount`` is 1 when the row was inserted, 0 when it already existed.
-    """
-    base = _skipping_insert(session.get_bind().dialect.name, model.__table__, tuple(conflict))
-    return base.values(**values)
 
 
 #: Statements of the hot path, built once so SQLAlchemy compiles each of them once.

@@ -25,6 +25,7 @@ from azora.db.columns import utcnow
 from azora.db.ids import new_id
 from azora.db.outbox import AuditRecord
 from azora.db.seeding import SYSTEM_REWARD_POOL_ID, SYSTEM_TREASURY_ID
+from azora.db.statements import insert_or_skip
 from azora.mint import events, queries
 from azora.mint.errors import (
     InvalidOperation,
@@ -36,7 +37,6 @@ from azora.mint.ledger import (
     apply_metrics,
     checked_amount,
     ensure_wallet,
-    insert_or_skip,
     lock_wallets,
     post,
     require,

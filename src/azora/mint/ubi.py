@@ -31,7 +31,7 @@ from azora.db.ids import new_id
 from azora.db.money import Money
 from azora.db.outbox import AuditRecord
 from azora.db.seeding import SYSTEM_TREASURY_ID
-from azora.db.statements import core_execute
+from azora.db.statements import core_execute, insert_or_skip
 from azora.db.uow import UnitOfWork
 from azora.mint import events
 from azora.mint.errors import InvalidOperation
@@ -41,7 +41,6 @@ from azora.mint.ledger import (
     apply_metrics,
     checked_amount,
     ensure_wallet,
-    insert_or_skip,
     lock_wallets,
     require,
 )
