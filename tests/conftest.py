@@ -1,24 +1,31 @@
 """Fixtures shared by the whole suite: the two backends and their throwaway databases.
 
 ``AZORA_TEST_POSTGRES_URL`` enables the PostgreSQL half of every database test;
-with ``AZORA_REQUIRE_SERVICES=1`` a missing or unreachable server fails the run
-instead of skipping.
+``AZORA_TEST_REDIS_URL`` names the Redis (default ``redis://127.0.0.1:6379/0``); tests
+that stop and restart Redis get a private ``redis-server`` on a free port, started and
+stopped by PID. With ``AZORA_REQUIRE_SERVICES=1`` a missing or unreachable server fails
+the run instead of skipping.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+import redis
 
 from azora.db.engines import Databases
 from azora.settings import Settings, get_settings
 from tests import databases as dbs
+from tests.redis_server import PrivateRedis, free_port
 
 BACKENDS = ("sqlite", "postgresql")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 REQUIRE_SERVICES = os.environ.get("AZORA_REQUIRE_SERVICES") == "1"
 _KEEP_ENV = {"AZORA_TEST_POSTGRES_URL", "AZORA_TEST_REDIS_URL", "AZORA_REQUIRE_SERVICES"}
 
@@ -34,20 +41,23 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
 
 
+def _unavailable(message: str) -> NoReturn:
+    """Skip the test for want of a service, or fail it under AZORA_REQUIRE_SERVICES=1."""
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """The PostgreSQL server for tests; skips (or fails when required) without one."""
     url = os.environ.get("AZORA_TEST_POSTGRES_URL")
     if not url:
-        if REQUIRE_SERVICES:
-            pytest.fail("AZORA_REQUIRE_SERVICES=1 but AZORA_TEST_POSTGRES_URL is not set")
-        pytest.skip("set AZORA_TEST_POSTGRES_URL to run the PostgreSQL tests")
+        _unavailable("set AZORA_TEST_POSTGRES_URL to run the PostgreSQL tests")
     try:
         asyncio.run(dbs.ping_postgres(url))
-    except (TimeoutError, OSError, Exception) as exc:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"PostgreSQL at AZORA_TEST_POSTGRES_URL is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    except Exception as exc:
+        _unavailable(f"PostgreSQL at AZORA_TEST_POSTGRES_URL is unreachable: {exc}")
     return url
 
 
@@ -118,3 +128,34 @@ async def databases(migrated_settings: Settings) -> AsyncIterator[Databases]:
     """Engines for the nine migrated databases of the test's backend."""
     async with Databases(migrated_settings) as opened:
         yield opened
+
+
+def _ping(url: str) -> None:
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The shared Redis for tests; skips (or fails under AZORA_REQUIRE_SERVICES=1)."""
+    url = os.environ.get("AZORA_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    try:
+        _ping(url)
+    except Exception as exc:
+        _unavailable(f"Redis at {url} is unreachable: {exc}")
+    return url
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A private redis-server (not started); always stopped at the end."""
+    if shutil.which("redis-server") is None:
+        _unavailable("redis-server is not installed")
+    server = PrivateRedis(free_port(), tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -20,9 +20,6 @@ from azora.db.uow import UnitOfWork
 from azora.education.models import Course, Module
 from azora.integration import Integration
 from azora.types import Currency, ServiceName
-from tests.cache.conftest import private_redis, redis_url
-
-__all__ = ["private_redis", "redis_url"]  # the Redis fixtures of the cache tests
 
 PASSWORD = "correct horse battery"
 
