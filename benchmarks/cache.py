@@ -52,14 +52,13 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from sqlalchemy.engine import URL, make_url
+from _common import Server, say, throwaway
 
 from azora.auth.passwords import hash_password
 from azora.auth.users import UserService, user_key
@@ -68,7 +67,7 @@ from azora.catalog import SERVICES
 from azora.db import lifecycle
 from azora.db.engines import Databases
 from azora.settings import Settings
-from azora.types import Environment, ServiceName
+from azora.types import ServiceName
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -94,11 +93,6 @@ FULL = Plan(60.0, 20.0, 5.0, 10, 2_000, 300)
 QUICK = Plan(20.0, 8.0, 3.0, 4, 1_000, 150)
 
 
-def say(message: str) -> None:
-    """A progress line on stderr."""
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def percentile(values: Sequence[float], share: float) -> float:
     """The ``share`` quantile of ``values`` (nearest rank)."""
     ordered = sorted(values)
@@ -108,52 +102,14 @@ def percentile(values: Sequence[float], share: float) -> float:
 # -- where things live ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Server:
-    """The PostgreSQL server, this run's database prefix and the Redis URL."""
-
-    url: URL
-    prefix: str
-    redis_url: str
-
-    def dsn(self, database: str) -> str:
-        """A libpq/asyncpg URL for ``database`` on the server."""
-        url = self.url.set(drivername="postgresql", database=database)
-        return url.render_as_string(hide_password=False)
-
-    @property
-    def auth_database(self) -> str:
-        """The auth database's name (as ``Settings`` derives it from the prefix)."""
-        return f"{self.prefix}_{ServiceName.AUTH}"
-
-    def settings(self, **overrides: Any) -> Settings:
-        """Settings for this run's databases and the Redis cache."""
-        return Settings(
-            env=Environment.TEST,
-            database_url=self.url.render_as_string(hide_password=False),
-            db_name_prefix=self.prefix,
-            cache_url=self.redis_url,
-            **overrides,
-        )
+def cache_settings(server: Server, redis_url: str, **overrides: Any) -> Settings:
+    """Settings for this run's databases with the cache on ``redis_url``."""
+    return Settings(**server.settings(cache_url=redis_url, **overrides))
 
 
-async def drop_databases(server: Server) -> list[str]:
-    """Drop every database of this run (connections still open are ended)."""
-    connection = await asyncpg.connect(server.dsn("postgres"), timeout=10)
-    try:
-        rows = await connection.fetch(
-            "SELECT datname FROM pg_database WHERE datname LIKE $1", server.prefix + "\\_%"
-        )
-        for row in rows:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
-        return [row["datname"] for row in rows]
-    finally:
-        await connection.close()
-
-
-async def delete_keys(server: Server, user_ids: Sequence[uuid.UUID]) -> int:
+async def delete_keys(redis_url: str, user_ids: Sequence[uuid.UUID]) -> int:
     """Delete the cache entries (and leases) of this run's users."""
-    client = aioredis.Redis.from_url(server.redis_url)
+    client = aioredis.Redis.from_url(redis_url)
     deleted = 0
     try:
         for start in range(0, len(user_ids), 5_000):
@@ -164,23 +120,11 @@ async def delete_keys(server: Server, user_ids: Sequence[uuid.UUID]) -> int:
     return deleted
 
 
-@contextmanager
-def throwaway(server: Server, user_ids: list[uuid.UUID]) -> Iterator[None]:
-    """Drop this run's databases and cache keys on the way out, however it ends."""
-    try:
-        yield
-    finally:
-        if user_ids:
-            say(f"deleted {asyncio.run(delete_keys(server, user_ids))} cache keys")
-        dropped = asyncio.run(drop_databases(server))
-        say(f"dropped {', '.join(dropped) or 'nothing'}")
-
-
 async def make_users(server: Server, count: int) -> list[uuid.UUID]:
     """``count`` users made by one ``INSERT ... SELECT`` (one shared password hash)."""
-    async with Databases(server.settings()) as databases:
+    async with Databases(Settings(**server.settings())) as databases:
         await lifecycle.setup(databases, SERVICES[ServiceName.AUTH].migrations)
-    connection = await asyncpg.connect(server.dsn(server.auth_database))
+    connection = await asyncpg.connect(server.dsn(server.database(ServiceName.AUTH)))
     try:
         await connection.execute(
             """
@@ -312,13 +256,18 @@ class LatencyFigures:
 
 
 async def latencies(
-    server: Server, users: UserService, cache: Cache, user_id: uuid.UUID, plan: Plan
+    server: Server,
+    redis_url: str,
+    users: UserService,
+    cache: Cache,
+    user_id: uuid.UUID,
+    plan: Plan,
 ) -> LatencyFigures:
     """Alternating rounds: cached hit vs bare GET, then miss vs bare primary-key SELECT."""
     figures = LatencyFigures()
     key = user_key(user_id)
-    raw = aioredis.Redis.from_url(server.redis_url)
-    connection = await asyncpg.connect(server.dsn(server.auth_database))
+    raw = aioredis.Redis.from_url(redis_url)
+    connection = await asyncpg.connect(server.dsn(server.database(ServiceName.AUTH)))
     select = await connection.prepare(
         "SELECT id, email, name, role, is_email_verified, is_active, created_at"
         " FROM users WHERE id = $1 AND deleted_at IS NULL"
@@ -427,9 +376,9 @@ def report(
     print(json.dumps(figures), flush=True)
 
 
-async def measure(server: Server, plan: Plan, ids: list[uuid.UUID]) -> None:
-    """Run the three parts against one facade service and report."""
-    settings = server.settings()
+async def measure(server: Server, redis_url: str, plan: Plan, ids: list[uuid.UUID]) -> None:
+    """Run every part against the facade's user service and report."""
+    settings = cache_settings(server, redis_url)
     cache = open_cache(settings)
     try:
         async with Databases(settings) as databases:
@@ -444,8 +393,8 @@ async def measure(server: Server, plan: Plan, ids: list[uuid.UUID]) -> None:
             hot = await workload(
                 users, cache, ids, duration=plan.hot_writes_duration, warmup=1.0, hot_writes=True
             )
-            timings = await latencies(server, users, cache, ids[0], plan)
-            layered = open_cache(server.settings(cache_local_max_entries=10_000))
+            timings = await latencies(server, redis_url, users, cache, ids[0], plan)
+            layered = open_cache(cache_settings(server, redis_url, cache_local_max_entries=10_000))
             try:
                 with_local = UserService(databases, cache=layered)
                 say(f"with the in-process layer: {plan.hot_writes_duration:.0f} s")
@@ -482,14 +431,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="Redis URL (default: $AZORA_BENCH_REDIS_URL or %(default)s)",
     )
     args = parser.parse_args(argv)
-    server = Server(make_url(args.url), f"azb_{uuid.uuid4().hex[:12]}", args.redis_url)
+    server = Server.fresh(args.url)
     plan = QUICK if args.quick else FULL
     ids: list[uuid.UUID] = []
     try:
-        with throwaway(server, ids):
-            say(f"making {USERS:,} users in {server.auth_database}")
-            ids.extend(asyncio.run(make_users(server, USERS)))
-            asyncio.run(measure(server, plan, ids))
+        with throwaway(server):
+            try:
+                say(f"making {USERS:,} users in {server.database(ServiceName.AUTH)}")
+                ids.extend(asyncio.run(make_users(server, USERS)))
+                asyncio.run(measure(server, args.redis_url, plan, ids))
+            finally:
+                if ids:
+                    say(f"deleted {asyncio.run(delete_keys(args.redis_url, ids))} cache keys")
     except KeyboardInterrupt:
         say("interrupted")
         sys.exit(130)

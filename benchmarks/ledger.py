@@ -56,23 +56,22 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from multiprocessing.pool import Pool
 from typing import Any
 
 import asyncpg
+from _common import Server, say, throwaway
 from sqlalchemy import text
-from sqlalchemy.engine import URL, make_url
 
 from azora.catalog import SERVICES
 from azora.db import lifecycle
 from azora.db.engines import Databases
 from azora.mint.service import MintService
 from azora.settings import Settings
-from azora.types import Currency, Environment, ServiceName
+from azora.types import Currency, ServiceName
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CLIENTS = (1, 4, 16)
@@ -101,60 +100,6 @@ QUICK = Plan(duration=4.0, warmup=1.0, repetitions=1, ubi_wallets=100_000)
 def ignore_interrupts() -> None:
     """Pool initializer: Ctrl-C is the parent's to handle (it terminates the pool)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def say(message: str) -> None:
-    """A progress line on stderr."""
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# -- where the databases live -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Server:
-    """The PostgreSQL server and the prefix of this run's throwaway databases."""
-
-    url: URL
-    prefix: str
-
-    def dsn(self, database: str) -> str:
-        """A libpq/asyncpg URL for ``database`` on the server."""
-        url = self.url.set(drivername="postgresql", database=database)
-        return url.render_as_string(hide_password=False)
-
-    @property
-    def mint_database(self) -> str:
-        """The mint database's name (as ``Settings`` derives it from the prefix)."""
-        return f"{self.prefix}_{ServiceName.MINT}"
-
-    @property
-    def pgbench_database(self) -> str:
-        """pgbench's own database, under the same prefix so it is dropped with the rest."""
-        return f"{self.prefix}_pgbench"
-
-    def settings(self, **overrides: Any) -> dict[str, Any]:
-        """``Settings`` arguments for this run's databases (plain values, to pickle)."""
-        return {
-            "env": Environment.TEST,
-            "database_url": self.url.render_as_string(hide_password=False),
-            "db_name_prefix": self.prefix,
-            **overrides,
-        }
-
-
-async def drop_databases(server: Server) -> list[str]:
-    """Drop every database of this run (connections still open are ended)."""
-    connection = await asyncpg.connect(server.dsn("postgres"), timeout=10)
-    try:
-        rows = await connection.fetch(
-            "SELECT datname FROM pg_database WHERE datname LIKE $1", server.prefix + "\\_%"
-        )
-        for row in rows:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
-        return [row["datname"] for row in rows]
-    finally:
-        await connection.close()
 
 
 # -- transfers ----------------------------------------------------------------------
@@ -307,7 +252,7 @@ async def top_up_user_wallets(server: Server, wanted: int) -> int:
 
     The metrics' wallet count follows (``verify`` compares it with the wallets).
     """
-    connection = await asyncpg.connect(server.dsn(server.mint_database), timeout=10)
+    connection = await asyncpg.connect(server.dsn(server.database(ServiceName.MINT)), timeout=10)
     try:
         have = await connection.fetchval(f"SELECT count(*) FROM wallets WHERE {RECIPIENTS}")
         missing = max(0, wanted - have)
@@ -336,7 +281,7 @@ async def top_up_user_wallets(server: Server, wanted: int) -> int:
 async def fund_wallets(server: Server, count: int) -> list[uuid.UUID]:
     """``count`` user wallets (made in bulk) funded by one UBI round; their owner ids."""
     await top_up_user_wallets(server, count)
-    connection = await asyncpg.connect(server.dsn(server.mint_database), timeout=10)
+    connection = await asyncpg.connect(server.dsn(server.database(ServiceName.MINT)), timeout=10)
     try:
         rows = await connection.fetch(f"SELECT user_id FROM wallets WHERE {RECIPIENTS}")
     finally:
@@ -382,7 +327,7 @@ def _pgbench_env(server: Server) -> dict[str, str]:
 
 
 def _pgbench(server: Server, *args: str) -> str:
-    command = ["pgbench", *args, server.pgbench_database]
+    command = ["pgbench", *args, server.database("pgbench")]
     done = subprocess.run(
         command, env=_pgbench_env(server), capture_output=True, text=True, check=False
     )
@@ -412,7 +357,7 @@ async def _create_database(server: Server, name: str) -> None:
 
 def prepare_pgbench(server: Server, plan: Plan) -> None:
     """pgbench's own database, initialised and warmed up."""
-    asyncio.run(_create_database(server, server.pgbench_database))
+    asyncio.run(_create_database(server, server.database("pgbench")))
     say(f"pgbench -i -s {PGBENCH_SCALE}")
     _pgbench(server, "-i", "-q", "-s", str(PGBENCH_SCALE))
     _pgbench(server, "-c", "16", "-j", "2", "-T", str(round(plan.warmup)), "-M", "prepared")
@@ -490,7 +435,7 @@ SELECT bench_transfer(:a, :c);
 
 async def prepare_mint_move_driver(server: Server, wallets: list[uuid.UUID]) -> None:
     """The helper table and functions through which pgbench drives ``mint_move``."""
-    connection = await asyncpg.connect(server.dsn(server.mint_database), timeout=10)
+    connection = await asyncpg.connect(server.dsn(server.database(ServiceName.MINT)), timeout=10)
     try:
         create, fill, *functions = _MINT_MOVE_DRIVER
         await connection.execute(create)
@@ -507,7 +452,7 @@ def mint_move_round(
     """One repetition of pgbench calling ``mint_move`` with 16 clients (no Python)."""
     command = [
         "pgbench", "-n", "-M", "prepared", "-c", "16", "-j", "2",
-        "-T", str(round(plan.duration)), "-f", script, server.mint_database,
+        "-T", str(round(plan.duration)), "-f", script, server.database(ServiceName.MINT),
     ]  # fmt: skip
     done = subprocess.run(
         command, env=_pgbench_env(server), capture_output=True, text=True, check=False
@@ -577,7 +522,7 @@ async def _bare_round(dsn: str, period: str) -> tuple[float, int]:
 
 
 async def _vacuum_wallets(server: Server) -> None:
-    connection = await asyncpg.connect(server.dsn(server.mint_database), timeout=10)
+    connection = await asyncpg.connect(server.dsn(server.database(ServiceName.MINT)), timeout=10)
     try:
         await connection.execute("VACUUM wallets")
     finally:
@@ -617,7 +562,9 @@ def measure_ubi(server: Server, plan: Plan) -> UbiFigures:
                 figures.rss_before_kib.append(result["rss_before_kib"])
                 say(f"UBI ours, run {repetition + 1}: {result['seconds']:.2f} s")
             else:
-                seconds, paid = asyncio.run(_bare_round(server.dsn(server.mint_database), period))
+                seconds, paid = asyncio.run(
+                    _bare_round(server.dsn(server.database(ServiceName.MINT)), period)
+                )
                 if paid != figures.wallets:
                     raise RuntimeError(f"the bare round paid {paid} wallets")
                 figures.bare.append(seconds)
@@ -710,19 +657,9 @@ def report(transfers: TransferFigures, pgbench: PgbenchFigures, ubi: UbiFigures)
     print(json.dumps({key: figures[key] for key in keys}), flush=True)
 
 
-@contextmanager
-def throwaway(server: Server) -> Iterator[None]:
-    """Drop this run's databases on the way out, however it ends (Ctrl-C included)."""
-    try:
-        yield
-    finally:
-        dropped = asyncio.run(drop_databases(server))
-        say(f"dropped {', '.join(dropped) or 'nothing'}")
-
-
 def run(server: Server, plan: Plan) -> None:
     """Set up, measure everything, report."""
-    say(f"setting up {server.mint_database}")
+    say(f"setting up {server.database(ServiceName.MINT)}")
 
     async def setup() -> None:
         async with Databases(Settings(**server.settings())) as databases:
@@ -760,7 +697,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="PostgreSQL server URL (default: $AZORA_BENCH_POSTGRES_URL or %(default)s)",
     )
     args = parser.parse_args(argv)
-    server = Server(make_url(args.url), f"azb_{uuid.uuid4().hex[:12]}")
+    server = Server.fresh(args.url)
     plan = QUICK if args.quick else FULL
     try:
         with throwaway(server):
