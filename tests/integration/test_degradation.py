@@ -59,18 +59,18 @@ async def test_every_operation_succeeds_while_redis_is_down_and_the_cache_resume
 
 
 class _RecordingBackend(MemoryBackend):
-    """The in-process backend, remembering every key read (a fake for pure logic)."""
+    """The in-process backend, remembering every key read or invalidated (a fake for pure logic)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.reads: list[str] = []
+        self.calls: list[str] = []
 
     async def get(self, key: str) -> bytes | None:
-        self.reads.append(key)
+        self.calls.append(key)
         return await super().get(key)
 
     async def invalidate(self, keys: Sequence[str]) -> None:
-        self.reads.extend(f"invalidate:{key}" for key in keys)
+        self.calls.extend(f"invalidate:{key}" for key in keys)
         await super().invalidate(keys)
 
 
@@ -79,7 +79,7 @@ async def test_money_is_never_read_from_the_cache(databases: Databases) -> None:
     azora = Integration(databases, Cache(backend))
     user_id, friend_id = await new_student(azora), await new_student(azora)
     await fund_reward_pool(azora, "5")
-    backend.reads.clear()
+    backend.calls.clear()
 
     with pytest.raises(InsufficientFunds):  # the balance check is the database's
         await azora.update_balance(user_id, "AZR", "6", reason="r", idempotency_key="k1")
@@ -89,7 +89,7 @@ async def test_money_is_never_read_from_the_cache(databases: Databases) -> None:
     await azora.mint.transfer(user_id, friend_id, "AZR", "2", "k4")
     assert (await azora.get_wallet(user_id, "AZR")).balance == 3
     assert (await azora.get_wallet(friend_id, "AZR")).balance == 2
-    assert backend.reads == []
+    assert backend.calls == []
 
 
 async def test_a_refused_change_publishes_and_invalidates_nothing(databases: Databases) -> None:
@@ -98,11 +98,11 @@ async def test_a_refused_change_publishes_and_invalidates_nothing(databases: Dat
     user_id = await new_student(azora)
     course_id = await new_course(databases)
     await azora.enroll_course(user_id, course_id)
-    backend.reads.clear()
+    backend.calls.clear()
 
     with pytest.raises(AlreadyEnrolled):
         await azora.enroll_course(user_id, course_id)
     with pytest.raises(InvalidInput):
         await azora.rename_user(user_id, "")
-    assert backend.reads == []
+    assert backend.calls == []
     assert len(await outbox(databases, ServiceName.EDUCATION, "education.course.enrolled")) == 1
