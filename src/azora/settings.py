@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     db_connect_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 30_000
     db_echo: bool = False
+    # PostgreSQL: the login role the application runs as. It owns no table and has no
+    # BYPASSRLS, so row-level security applies to it; migrations and other administrative
+    # work use the credentials of the URLs above (the tables' owner). ``azora db setup``
+    # creates the role when it is missing and sets its password when one is given.
+    db_app_role: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "azora_app"
+    db_app_password: SecretStr | None = None
 
     # Cache: ``memory://`` (in-process, the embedded default) or ``redis://host:port/db``.
     cache_url: str = "memory://"
@@ -67,6 +73,58 @@ class Settings(BaseSettings):
 
     jwt_secret: SecretStr | None = None
     encryption_key: SecretStr | None = None
+
+    # -- auth (azora.auth) ------------------------------------------------------------
+    # Earlier JWT secrets, comma-separated: tokens they signed still verify until they
+    # expire (at most ``auth_access_token_ttl_s`` after the rotation); new tokens are
+    # signed with ``AZORA_JWT_SECRET`` only. Each token names its key in the ``kid`` header.
+    jwt_retired_secrets: SecretStr | None = None
+    # An access token (JWT) is checked without the database, so it lives briefly.
+    auth_access_token_ttl_s: Annotated[int, Field(ge=30, le=3_600)] = 900
+    # A session (and its refresh token) expires this long after its last use...
+    auth_session_idle_ttl_s: Annotated[int, Field(ge=300)] = 7 * 86_400
+    # ...and this long after sign-in at the latest, however often it is used.
+    auth_session_max_age_s: Annotated[int, Field(ge=300)] = 30 * 86_400
+    auth_email_verification_ttl_s: Annotated[int, Field(ge=300)] = 2 * 86_400
+    # OWASP: password reset links are short-lived.
+    auth_password_reset_ttl_s: Annotated[int, Field(ge=60, le=86_400)] = 1_800
+    # Progressive lockout: failures of one account (or email) before it is locked, and
+    # failures from one IP address before it is blocked, both counted over the last
+    # ``auth_lockout_window_s`` (an IP is shared by a whole school behind NAT, hence the
+    # higher bar). The lock lasts ``auth_lockout_base_s``, doubling with each further
+    # failure, at most ``auth_lockout_max_s``.
+    auth_lockout_threshold: Annotated[int, Field(ge=1, le=100)] = 5
+    auth_ip_lockout_threshold: Annotated[int, Field(ge=1, le=100_000)] = 100
+    auth_lockout_window_s: Annotated[int, Field(ge=60)] = 3_600
+    auth_lockout_base_s: Annotated[int, Field(ge=1)] = 30
+    auth_lockout_max_s: Annotated[int, Field(ge=1)] = 3_600
+
+    @model_validator(mode="after")
+    def _auth_settings_are_consistent(self) -> Settings:
+        if self.auth_session_max_age_s < self.auth_session_idle_ttl_s:
+            raise ValueError(
+                "AZORA_AUTH_SESSION_MAX_AGE_S must not be shorter than"
+                " AZORA_AUTH_SESSION_IDLE_TTL_S"
+            )
+        if self.auth_lockout_max_s < self.auth_lockout_base_s:
+            raise ValueError("AZORA_AUTH_LOCKOUT_MAX_S must not be shorter than the base")
+        if self.env is Environment.PRODUCTION:
+            for secret in self.jwt_retired_secret_values():
+                if len(secret) < 32:
+                    raise ValueError(
+                        "AZORA_JWT_RETIRED_SECRETS: every retired secret must be at least"
+                        " 32 characters in production"
+                    )
+        return self
+
+    def jwt_retired_secret_values(self) -> tuple[str, ...]:
+        """The retired JWT secrets, in the order given (empty entries dropped)."""
+        if self.jwt_retired_secrets is None:
+            return ()
+        raw = self.jwt_retired_secrets.get_secret_value()
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+    # -- end of auth ----------------------------------------------------------------------
     # Password of the studio admin the development seed creates; printed once when unset.
     admin_password: SecretStr | None = None
 

@@ -67,7 +67,10 @@ def execute_sql(settings: Settings, service: ServiceName, sql: str) -> None:
     """Run one statement in ``service``'s database, committed."""
 
     async def go() -> None:
-        async with Databases(settings) as databases, databases.engine(service).begin() as conn:
+        async with (
+            Databases(settings) as databases,
+            databases.owner_engine(service).begin() as conn,
+        ):
             await conn.exec_driver_sql(sql)
 
     asyncio.run(go())
@@ -78,7 +81,7 @@ def downgrade_to_base(settings: Settings, service: ServiceName) -> None:
 
     async def go() -> None:
         async with Databases(settings) as databases:
-            await downgrade(databases.engine(service), SERVICES[service].migrations)
+            await downgrade(databases.owner_engine(service), SERVICES[service].migrations)
 
     asyncio.run(go())
 

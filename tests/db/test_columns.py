@@ -33,7 +33,7 @@ async def test_timestamps_come_back_in_utc_whatever_zone_went_in(databases: Data
     async with UnitOfWork(databases, ServiceName.HEALTH) as uow:
         check = HealthCheck(target="database", status=HealthStatus.UP, checked_at=local)
         uow.session.add(check)
-    async with databases.engine(ServiceName.HEALTH).connect() as connection:
+    async with databases.owner_engine(ServiceName.HEALTH).connect() as connection:
         stored = await connection.scalar(
             select(HealthCheck.checked_at).where(HealthCheck.id == check.id)
         )
@@ -51,5 +51,5 @@ async def test_a_naive_timestamp_is_refused(databases: Databases) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         async with UnitOfWork(databases, ServiceName.HEALTH) as uow:
             uow.session.add(HealthCheck(target="db", status=HealthStatus.UP, checked_at=naive))
-    async with databases.engine(ServiceName.HEALTH).connect() as connection:
+    async with databases.owner_engine(ServiceName.HEALTH).connect() as connection:
         assert (await connection.execute(select(HealthCheck.id))).first() is None

@@ -47,7 +47,7 @@ def _shapes(connection: Connection) -> dict[str, TableShape]:
 
 
 async def _live_shapes(databases: Databases, service: ServiceName) -> dict[str, TableShape]:
-    async with databases.engine(service).connect() as connection:
+    async with databases.owner_engine(service).connect() as connection:
         return await connection.run_sync(_shapes)
 
 

@@ -37,8 +37,8 @@ BROKEN_REVISION = '''"""create a table, then fail half-way"""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -70,14 +70,14 @@ def _table_names(connection: Connection) -> set[str]:
 
 
 async def _tables(databases: Databases, service: ServiceName) -> set[str]:
-    async with databases.engine(service).connect() as connection:
+    async with databases.owner_engine(service).connect() as connection:
         return await connection.run_sync(_table_names)
 
 
 async def test_setup_from_empty_reaches_head_without_drift(fresh: Databases) -> None:
     await _set_up(fresh)
     for spec in SERVICES.values():
-        engine = fresh.engine(spec.name)
+        engine = fresh.owner_engine(spec.name)
         assert await current_revision(engine) == head_revision(spec.migrations), spec.name
         assert await drift(engine, spec.migrations) == [], spec.name
 
@@ -87,7 +87,7 @@ async def test_downgrade_to_base_empties_the_schema_and_upgrade_rebuilds_it(
 ) -> None:
     await _set_up(fresh)
     for spec in SERVICES.values():
-        engine = fresh.engine(spec.name)
+        engine = fresh.owner_engine(spec.name)
         await downgrade(engine, spec.migrations, "base")
         assert await _tables(fresh, spec.name) == {"alembic_version"}, spec.name
         assert await current_revision(engine) is None
@@ -102,23 +102,23 @@ async def test_a_failing_migration_leaves_the_database_as_it_was(
     versions.mkdir()
     for script in HEALTH.versions.glob("*.py"):
         shutil.copy(script, versions)
-    (versions / "0002_broken.py").write_text(BROKEN_REVISION, encoding="utf-8")
+    (versions / "0003_broken.py").write_text(BROKEN_REVISION, encoding="utf-8")
     broken = MigrationSource(HEALTH.service, HEALTH.metadata, versions)
     await _set_up(fresh, HEALTH)
-    engine = fresh.engine(ServiceName.HEALTH)
+    engine = fresh.owner_engine(ServiceName.HEALTH)
     tables_before = await _tables(fresh, ServiceName.HEALTH)
 
     with pytest.raises(MigrationFailed, match=r"health database failed.*syntax error"):
         await upgrade(engine, broken)
 
-    assert await current_revision(engine) == "0001"
+    assert await current_revision(engine) == head_revision(HEALTH)
     assert "half_done" not in await _tables(fresh, ServiceName.HEALTH)
     assert await _tables(fresh, ServiceName.HEALTH) == tables_before
 
 
 async def test_a_revision_this_release_does_not_know_is_refused(fresh: Databases) -> None:
     await _set_up(fresh, HEALTH)
-    async with fresh.engine(ServiceName.HEALTH).begin() as connection:
+    async with fresh.owner_engine(ServiceName.HEALTH).begin() as connection:
         await connection.execute(text("UPDATE alembic_version SET version_num = 'ffffffffffff'"))
 
     with pytest.raises(UnknownRevision) as refused:
@@ -126,12 +126,12 @@ async def test_a_revision_this_release_does_not_know_is_refused(fresh: Databases
 
     assert "health" in refused.value.message
     assert "ffffffffffff" in refused.value.message
-    assert await current_revision(fresh.engine(ServiceName.HEALTH)) == "ffffffffffff"
+    assert await current_revision(fresh.owner_engine(ServiceName.HEALTH)) == "ffffffffffff"
 
 
 async def test_status_reports_a_column_the_models_do_not_have(fresh: Databases) -> None:
     await _set_up(fresh, HEALTH)
-    async with fresh.engine(ServiceName.HEALTH).begin() as connection:
+    async with fresh.owner_engine(ServiceName.HEALTH).begin() as connection:
         await connection.execute(text("ALTER TABLE logs ADD COLUMN surprise INTEGER"))
 
     report = await lifecycle.status(fresh, HEALTH)
@@ -145,7 +145,7 @@ async def test_status_reports_pending_migrations_of_a_database_behind_head(
     fresh: Databases,
 ) -> None:
     await _set_up(fresh, HEALTH)
-    await downgrade(fresh.engine(ServiceName.HEALTH), HEALTH, "base")
+    await downgrade(fresh.owner_engine(ServiceName.HEALTH), HEALTH, "base")
 
     report = await lifecycle.status(fresh, HEALTH)
 
@@ -160,13 +160,13 @@ async def test_seeding_refuses_an_unmigrated_database_before_writing_anything(
 ) -> None:
     await _set_up(fresh)
     mint = SERVICES[ServiceName.MINT].migrations
-    await downgrade(fresh.engine(ServiceName.MINT), mint, "base")
+    await downgrade(fresh.owner_engine(ServiceName.MINT), mint, "base")
     plan = [(spec.migrations, spec.seed_development) for spec in SERVICES.values()]
 
     with pytest.raises(DatabaseNotMigrated, match="mint"):
         await run_seeds(fresh, plan, production=False)
 
-    async with fresh.engine(ServiceName.AUTH).connect() as connection:
+    async with fresh.owner_engine(ServiceName.AUTH).connect() as connection:
         assert await connection.scalar(text("SELECT count(*) FROM users")) == 0
     for spec in SERVICES.values():
         if spec.name is not ServiceName.MINT:

@@ -37,7 +37,7 @@ class MoneyStore:
         self.runner.run(self._create())
 
     async def _create(self) -> None:
-        async with self.databases.engine(ServiceName.MINT).begin() as connection:
+        async with self.databases.owner_engine(ServiceName.MINT).begin() as connection:
             await connection.execute(
                 Wallet.__table__.insert().values(
                     id=SYSTEM_TREASURY_ID,
@@ -55,7 +55,7 @@ class MoneyStore:
 
     def round_trip(self, amount: Decimal) -> Decimal:
         async def go() -> Decimal:
-            async with self.databases.engine(ServiceName.MINT).begin() as connection:
+            async with self.databases.owner_engine(ServiceName.MINT).begin() as connection:
                 await connection.execute(
                     update(Wallet).where(Wallet.id == SYSTEM_TREASURY_ID).values(balance=amount)
                 )

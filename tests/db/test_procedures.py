@@ -29,13 +29,13 @@ def _move_args(key: str, source: uuid.UUID, target: uuid.UUID, amount: str) -> l
 
 
 async def _count(databases: Databases, sql: str) -> int:
-    async with databases.engine(ServiceName.MINT).connect() as connection:
+    async with databases.owner_engine(ServiceName.MINT).connect() as connection:
         return int(await connection.scalar(text(sql)) or 0)
 
 
 async def _user_wallet(databases: Databases, balance: str) -> uuid.UUID:
     owner = uuid.uuid4()
-    async with databases.engine(ServiceName.MINT).begin() as connection:
+    async with databases.owner_engine(ServiceName.MINT).begin() as connection:
         await connection.execute(
             text(
                 "INSERT INTO wallets (id, user_id, currency, kind, balance, staked, earned,"

@@ -36,7 +36,7 @@ async def test_every_spec_entity_is_a_table_of_its_service(
     entities = [e for e in spec_entities() if e.service is service]
     assert entities, f"the spec has no entities for azora_{service}"
     expected = {table_of(service, e.name) for e in entities} | INFRASTRUCTURE_TABLES
-    async with databases.engine(service).connect() as connection:
+    async with databases.owner_engine(service).connect() as connection:
         live = await connection.run_sync(_table_names)
     assert sorted(expected - live) == []
 
@@ -166,13 +166,13 @@ def _statement(sql: str) -> TextClause:
 async def _snapshot(
     databases: Databases, service: ServiceName, table: str
 ) -> list[tuple[Any, ...]]:
-    async with databases.engine(service).connect() as connection:
+    async with databases.owner_engine(service).connect() as connection:
         result = await connection.execute(text(f"SELECT * FROM {table} ORDER BY id"))
         return [tuple(row) for row in result]
 
 
 async def _execute_in_one_transaction(databases: Databases, violation: Violation) -> None:
-    async with databases.engine(violation.service).begin() as connection:
+    async with databases.owner_engine(violation.service).begin() as connection:
         for sql in violation.statements:
             await connection.execute(_statement(sql))
 

@@ -41,17 +41,17 @@ async def test_the_development_seed_has_the_documented_people_and_family(
     databases: Databases,
 ) -> None:
     await _seed(databases, production=False)
-    async with databases.engine(ServiceName.AUTH).connect() as connection:
+    async with databases.owner_engine(ServiceName.AUTH).connect() as connection:
         emails = set(await connection.scalars(select(User.email)))
     assert {"student@azora.world", "educator@azora.world", "employer@azora.world"} <= emails
-    async with databases.engine(ServiceName.FAMILY).connect() as connection:
+    async with databases.owner_engine(ServiceName.FAMILY).connect() as connection:
         members = await connection.scalar(select(func.count()).select_from(FamilyMember))
     assert members == 11
 
 
 async def test_the_seeded_ledger_balances(databases: Databases) -> None:
     await _seed(databases, production=False)
-    async with databases.engine(ServiceName.MINT).connect() as connection:
+    async with databases.owner_engine(ServiceName.MINT).connect() as connection:
         entries = (
             await connection.execute(
                 select(LedgerEntry.transaction_id, LedgerEntry.wallet_id, LedgerEntry.amount)
@@ -79,9 +79,9 @@ async def test_the_seeded_ledger_balances(databases: Databases) -> None:
 async def test_the_production_seed_has_system_wallets_and_no_users(databases: Databases) -> None:
     reports = await _seed(databases, production=True)
     assert sum(r.created for r in reports) > 0
-    async with databases.engine(ServiceName.AUTH).connect() as connection:
+    async with databases.owner_engine(ServiceName.AUTH).connect() as connection:
         assert await connection.scalar(select(func.count()).select_from(User)) == 0
-    async with databases.engine(ServiceName.MINT).connect() as connection:
+    async with databases.owner_engine(ServiceName.MINT).connect() as connection:
         kinds = (await connection.execute(select(Wallet.kind, Wallet.currency))).all()
     assert len(kinds) == 12  # treasury, reward pool and escrow for each of four currencies
     assert sum(r.created for r in await _seed(databases, production=True)) == 0
@@ -96,5 +96,5 @@ async def test_a_failing_seed_leaves_its_database_as_it_was(databases: Databases
     family = SERVICES[ServiceName.FAMILY].migrations
     with pytest.raises(RuntimeError, match="midway"):
         await run_seeds(databases, [(family, broken)], production=False)
-    async with databases.engine(ServiceName.FAMILY).connect() as connection:
+    async with databases.owner_engine(ServiceName.FAMILY).connect() as connection:
         assert await connection.scalar(select(func.count()).select_from(FamilyMember)) == 0

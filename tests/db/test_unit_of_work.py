@@ -18,7 +18,7 @@ def _member(name: str) -> FamilyMember:
 
 
 async def _count(databases: Databases) -> int:
-    async with databases.engine(ServiceName.FAMILY).connect() as connection:
+    async with databases.owner_engine(ServiceName.FAMILY).connect() as connection:
         return int(await connection.scalar(select(func.count()).select_from(FamilyMember)) or 0)
 
 

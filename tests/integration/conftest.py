@@ -61,7 +61,7 @@ async def new_course(
     databases: Databases, *, modules: int = 3, published: bool = True
 ) -> uuid.UUID:
     """A course with ``modules`` modules, written straight to the education database."""
-    async with UnitOfWork(databases, ServiceName.EDUCATION) as uow:
+    async with UnitOfWork(databases, ServiceName.EDUCATION, as_service=True) as uow:
         course = Course(
             title="Data layers",
             instructor_id=uuid.uuid4(),
@@ -83,7 +83,7 @@ async def fund_reward_pool(azora: Integration, amount: str = "1000") -> None:
 
 async def outbox(databases: Databases, service: ServiceName, type_: str) -> list[dict[str, Any]]:
     """The payloads of ``type_`` events in ``service``'s outbox, oldest first."""
-    async with databases.engine(service).connect() as connection:
+    async with databases.owner_engine(service).connect() as connection:
         rows = await connection.execute(
             select(OUTBOX_TABLE.c.payload)
             .where(OUTBOX_TABLE.c.type == type_)
@@ -94,5 +94,5 @@ async def outbox(databases: Databases, service: ServiceName, type_: str) -> list
 
 async def count(databases: Databases, service: ServiceName, model: Any) -> int:
     """Rows of ``model`` in ``service``'s database."""
-    async with databases.engine(service).connect() as connection:
+    async with databases.owner_engine(service).connect() as connection:
         return int((await connection.execute(select(func.count()).select_from(model))).scalar_one())

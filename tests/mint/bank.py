@@ -127,7 +127,7 @@ async def check_bank(
     TRANSFER transaction per accepted transfer, each with two entries summing to zero;
     ``MintService.verify`` finds nothing.
     """
-    async with databases.engine(ServiceName.MINT).connect() as connection:
+    async with databases.owner_engine(ServiceName.MINT).connect() as connection:
         balances = list(
             await connection.scalars(select(Wallet.balance).where(Wallet.user_id.in_(owners)))
         )
@@ -167,7 +167,7 @@ async def check_single_effect(
     Exactly one transaction of ``type_`` exists, every delivery reported its id, and the
     owners' balances are ``balances``.
     """
-    async with databases.engine(ServiceName.MINT).connect() as connection:
+    async with databases.owner_engine(ServiceName.MINT).connect() as connection:
         written = list(
             await connection.scalars(select(Transaction.id).where(Transaction.type == type_))
         )

@@ -35,7 +35,7 @@ class NaiveLedger:
     """Read-then-write transfers on the mint database, without locks (see the module)."""
 
     def __init__(self, databases: Databases, rng: random.Random) -> None:
-        self._engine = databases.engine(ServiceName.MINT)
+        self._engine = databases.owner_engine(ServiceName.MINT)
         self._rng = rng
 
     async def transfer(

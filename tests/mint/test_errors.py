@@ -87,7 +87,7 @@ async def world(mint: MintService) -> World:
 
 async def _snapshot(databases: Databases) -> dict[str, Any]:
     """Row counts of every table an operation writes, and every wallet and metrics row."""
-    async with databases.engine(ServiceName.MINT).connect() as connection:
+    async with databases.owner_engine(ServiceName.MINT).connect() as connection:
         counts = {
             model.__tablename__: await connection.scalar(select(func.count()).select_from(model))
             for model in _COUNTED

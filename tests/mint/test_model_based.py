@@ -248,7 +248,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def wallets_metrics_and_journal_agree_with_the_model(self) -> None:
         async def read() -> dict[uuid.UUID, Account]:
-            async with self.databases.engine(ServiceName.MINT).connect() as connection:
+            async with self.databases.owner_engine(ServiceName.MINT).connect() as connection:
                 rows = await connection.execute(
                     select(Wallet.user_id, Wallet.balance, Wallet.staked, Wallet.earned)
                 )

@@ -34,7 +34,7 @@ DAY = dt.timedelta(days=1)
 
 
 async def _all(databases: Databases, statement: Select[Any]) -> list[Any]:
-    async with databases.engine(ServiceName.MINT).connect() as connection:
+    async with databases.owner_engine(ServiceName.MINT).connect() as connection:
         return list((await connection.execute(statement)).all())
 
 
@@ -339,7 +339,7 @@ async def test_verify_names_a_wallet_whose_balance_was_tampered_with(
     await mint.transfer(alice, bob, AZR, 1, "before")
     assert (await mint.verify()).ok
     tampered = await mint.get_wallet(bob, AZR)
-    async with databases.engine(ServiceName.MINT).begin() as connection:
+    async with databases.owner_engine(ServiceName.MINT).begin() as connection:
         await connection.execute(
             update(Wallet)
             .where(Wallet.id == tampered.id)

@@ -217,7 +217,7 @@ async def test_a_ubi_round_killed_at_any_point_leaves_nothing_and_a_rerun_pays_o
     databases: Databases, backend: str
 ) -> None:
     count = WALLETS[backend]
-    engine = databases.engine(ServiceName.MINT)
+    engine = databases.owner_engine(ServiceName.MINT)
     mint = MintService(databases)
     await _open_wallets_in_bulk(engine, count)
     assert (await mint.verify()).ok

@@ -5,6 +5,13 @@ SQLite connections run in WAL mode with foreign keys on; transactions start with
 deadlocks) and DDL is transactional (a failed migration leaves nothing behind).
 PostgreSQL connections get a pool of ``AZORA_DB_POOL_SIZE``, a statement timeout and
 an application name.
+
+On PostgreSQL there are two kinds of engine per database. The application engine
+(:meth:`Databases.engine`) logs in as ``AZORA_DB_APP_ROLE``, a role that owns no table
+and cannot bypass row-level security, so every query it runs is policed (see
+:mod:`azora.db.rls`). The owner engine (:meth:`Databases.owner_engine`) uses the
+configured URL's own credentials and is for migrations and administration only.
+On SQLite both are the same engine.
 """
 
 from __future__ import annotations
@@ -23,8 +30,18 @@ from azora.types import ServiceName
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+def app_target(target: DatabaseTarget, settings: Settings) -> DatabaseTarget:
+    """``target`` logged in as the application role (unchanged for SQLite)."""
+    if target.backend == "sqlite":
+        return target
+    password = settings.db_app_password.get_secret_value() if settings.db_app_password else None
+    return DatabaseTarget(
+        target.service, target.url.set(username=settings.db_app_role, password=password)
+    )
+
+
 def build_engine(target: DatabaseTarget, settings: Settings, *, pooled: bool = True) -> AsyncEngine:
-    """A new engine for ``target``; the caller disposes of it.
+    """A new engine for ``target`` with its own credentials; the caller disposes of it.
 
     ``pooled=False`` opens a connection per use (for one-off administrative work).
     """
@@ -87,6 +104,7 @@ class Databases:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._engines: dict[ServiceName, AsyncEngine] = {}
+        self._owner_engines: dict[ServiceName, AsyncEngine] = {}
 
     def target(self, service: ServiceName) -> DatabaseTarget:
         """Where ``service``'s database lives.
@@ -97,21 +115,43 @@ class Databases:
         return resolve_target(self.settings, service)
 
     def engine(self, service: ServiceName) -> AsyncEngine:
-        """The shared, pooled engine of ``service``'s database."""
+        """The shared, pooled application engine of ``service``'s database.
+
+        On PostgreSQL it runs as ``AZORA_DB_APP_ROLE``: row-level security applies, so
+        user-owned rows are visible only inside a unit of work that names their user
+        (or runs as the service).
+        """
         engine = self._engines.get(service)
         if engine is None:
-            engine = self._engines[service] = build_engine(self.target(service), self.settings)
+            target = self.target(service)
+            if target.backend == "sqlite":
+                return self.owner_engine(service)
+            engine = build_engine(app_target(target, self.settings), self.settings)
+            self._engines[service] = engine
+        return engine
+
+    def owner_engine(self, service: ServiceName) -> AsyncEngine:
+        """The engine with the configured URL's own credentials (the tables' owner).
+
+        For migrations and administration; application code uses :meth:`engine`.
+        """
+        engine = self._owner_engines.get(service)
+        if engine is None:
+            engine = build_engine(self.target(service), self.settings)
+            self._owner_engines[service] = engine
         return engine
 
     async def dispose(self, service: ServiceName) -> None:
-        """Close ``service``'s pool (e.g. before its database is dropped)."""
-        engine = self._engines.pop(service, None)
-        if engine is not None:
-            await engine.dispose()
+        """Close ``service``'s pools (e.g. before its database is dropped)."""
+        for engines in (self._engines, self._owner_engines):
+            engine = engines.pop(service, None)
+            if engine is not None:
+                await engine.dispose()
 
     async def aclose(self) -> None:
         """Dispose of every engine this object built."""
-        engines, self._engines = list(self._engines.values()), {}
+        engines = [*self._engines.values(), *self._owner_engines.values()]
+        self._engines, self._owner_engines = {}, {}
         for engine in engines:
             await engine.dispose()
 

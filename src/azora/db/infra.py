@@ -1,8 +1,8 @@
 """The infrastructure tables every service database holds: the outbox and the audit log.
 
 Each service maps them onto its own base (``class OutboxEvent(OutboxEventMixin, Base)``)
-so they live in every one of the nine databases. The event-bus and auth issues own
-their behaviour; this module fixes their shape.
+so they live in every one of the nine databases. The event bus and :mod:`azora.db.audit`
+own their behaviour; this module fixes their shape.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Integer, String, Text, Uuid, column, table
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, Index, Integer, String, Text, Uuid, column, table, text
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from azora.db.base import IdMixin
 from azora.db.columns import JSONDocument, UTCDateTime, utcnow
@@ -39,10 +39,35 @@ class OutboxEventMixin(IdMixin):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, sort_order=100)
 
 
+#: The rows the sealer has not chained yet, in the order it chains them. Partial on both
+#: backends, so it stays as small as the sealer's backlog.
+UNSEALED_INDEX = "ix_audit_logs_unsealed"
+
+
 class AuditLogMixin(IdMixin):
-    """An append-only record of a sensitive operation, written with the change itself."""
+    """An append-only record of a sensitive operation, written with the change itself.
+
+    Rows are inserted unsealed (``seq``, ``prev_hash`` and ``row_hash`` empty); the
+    sealer of :mod:`azora.db.audit` later chains them: ``seq`` numbers them 1, 2, 3, ...
+    per database, ``row_hash`` covers the row's content and ``prev_hash``, the hash of
+    the row before. The database refuses every other UPDATE, and every DELETE
+    (:mod:`azora.db.audit_ddl`).
+    """
 
     __tablename__ = "audit_logs"
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        # A function, not a tuple: an index belongs to one table, and nine tables use this.
+        return (
+            Index(
+                UNSEALED_INDEX,
+                "created_at",
+                "id",
+                postgresql_where=text("seq IS NULL"),
+                sqlite_where=text("seq IS NULL"),
+            ),
+        )
 
     user_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     action: Mapped[str] = mapped_column(String(120), index=True)
@@ -52,6 +77,9 @@ class AuditLogMixin(IdMixin):
     user_agent: Mapped[str | None] = mapped_column(String(512))
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True, sort_order=100)
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, index=True, sort_order=101)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), sort_order=102)
+    row_hash: Mapped[str | None] = mapped_column(String(64), sort_order=103)
 
 
 #: The same two tables as lightweight clauses, so the unit of work can write them in any
@@ -80,4 +108,8 @@ AUDIT_TABLE = table(
     column("user_agent", Text()),
     column("metadata", JSONDocument()),
     column("created_at", UTCDateTime()),
+    # Set by the sealer only; writers leave them empty.
+    column("seq", BigInteger()),
+    column("prev_hash", String()),
+    column("row_hash", String()),
 )

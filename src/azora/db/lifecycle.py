@@ -25,6 +25,7 @@ from azora.db.migrate import (
     head_revision,
     upgrade,
 )
+from azora.db.rls import prepare_app_role
 from azora.errors import AzoraError
 from azora.types import Environment
 
@@ -54,14 +55,17 @@ class SetupReport:
 
 
 async def setup(databases: Databases, source: MigrationSource) -> SetupReport:
-    """Create the database if missing and migrate it to head; idempotent.
+    """Create the database if missing, migrate it to head and give the application role
+    (``AZORA_DB_APP_ROLE``, created when missing) its privileges; idempotent.
 
     Raises:
         DatabaseError: unreachable server, refused login, unknown revision, failed migration.
     """
     async with explained(databases, source):
         created = await create_database(databases.target(source.service), databases.settings)
-        result = await upgrade(databases.engine(source.service), source)
+        owner = databases.owner_engine(source.service)
+        result = await upgrade(owner, source)
+        await prepare_app_role(owner, databases.settings)
     return SetupReport(created, result)
 
 
@@ -75,7 +79,8 @@ async def _require_exists(databases: Databases, source: MigrationSource) -> None
 
 
 async def migrate(databases: Databases, source: MigrationSource) -> MigrationResult:
-    """Apply pending migrations to an existing database.
+    """Apply pending migrations to an existing database and renew the application
+    role's privileges (new tables included).
 
     Raises:
         DatabaseMissing: the database has not been created (``azora db setup`` does).
@@ -83,7 +88,10 @@ async def migrate(databases: Databases, source: MigrationSource) -> MigrationRes
     """
     async with explained(databases, source):
         await _require_exists(databases, source)
-        return await upgrade(databases.engine(source.service), source)
+        owner = databases.owner_engine(source.service)
+        result = await upgrade(owner, source)
+        await prepare_app_role(owner, databases.settings)
+        return result
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,7 @@ async def status(databases: Databases, source: MigrationSource) -> StatusReport:
     """
     async with explained(databases, source):
         await _require_exists(databases, source)
-        engine = databases.engine(source.service)
+        engine = databases.owner_engine(source.service)
         current = await current_revision(engine)
         check_known(source, current)
         head = head_revision(source)
@@ -132,7 +140,7 @@ async def require_head(databases: Databases, source: MigrationSource) -> None:
     """
     async with explained(databases, source):
         await _require_exists(databases, source)
-        current = await current_revision(databases.engine(source.service))
+        current = await current_revision(databases.owner_engine(source.service))
     head = head_revision(source)
     if current != head:
         raise DatabaseNotMigrated(

@@ -73,7 +73,7 @@ async def count_rows(databases: Databases, source: MigrationSource) -> int:
     """Rows in all of the service's model tables together."""
     tables = list(source.metadata.sorted_tables)
     counts = union_all(*(select(func.count()).select_from(t) for t in tables)).subquery()
-    async with databases.engine(source.service).connect() as connection:
+    async with databases.owner_engine(source.service).connect() as connection:
         total = await connection.scalar(select(func.sum(counts.c[0])))
     return int(total or 0)
 
@@ -102,7 +102,7 @@ async def run_seeds(
     for source, seed in plan:
         async with explained(databases, source):
             before = await count_rows(databases, source)
-            async with UnitOfWork(databases, source.service) as uow:
+            async with UnitOfWork(databases, source.service, as_service=True) as uow:
                 await seed(uow.session, ctx)
             after = await count_rows(databases, source)
         reports.append(SeedReport(source.service, before, after))

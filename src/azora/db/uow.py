@@ -11,12 +11,20 @@ Two hooks let other parts attach: ``before_commit`` callbacks run inside the
 transaction, ``after_commit`` callbacks run only once the commit succeeded and are
 dropped on rollback. ``invalidate`` collects the cache keys the change touches; they
 are invalidated together once the commit succeeded, before the after-commit callbacks,
-and never on rollback.
+and never on rollback. Last, a commit that wrote audit records pokes the database's
+:class:`~azora.db.audit.AuditSealer`, which chains them soon after (throttled).
+
+On PostgreSQL a unit of work runs under row-level security: ``user_id=`` makes it act
+for one user (it sees and writes only that user's rows in user-owned tables),
+``as_service=True`` runs it as the service for cross-user work, and with neither the
+user-owned tables are empty to it (see :mod:`azora.db.scope`). SQLite has no row-level
+security; the services check ownership themselves.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
@@ -24,8 +32,10 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from azora.cache import Cache, CacheKey
+from azora.db.audit import AuditSealer
 from azora.db.engines import Databases
 from azora.db.outbox import AuditRecord, EventMessage, write_audit, write_outbox
+from azora.db.scope import Scope, apply_scope
 from azora.types import ServiceName
 
 logger = logging.getLogger(__name__)
@@ -38,11 +48,24 @@ class UnitOfWork:
     """One transaction on one service database (see the module docstring)."""
 
     def __init__(
-        self, databases: Databases, service: ServiceName, *, cache: Cache | None = None
+        self,
+        databases: Databases,
+        service: ServiceName,
+        *,
+        cache: Cache | None = None,
+        user_id: uuid.UUID | None = None,
+        as_service: bool = False,
     ) -> None:
+        """Prepare a transaction on ``service``'s database (opened by ``async with``).
+
+        Raises:
+            ValueError: both ``user_id`` and ``as_service`` were given.
+        """
         self.service = service
+        self.scope = Scope(user_id=user_id, service=as_service)
         self._cache = cache
         self._invalidations: list[CacheKey] = []
+        self._databases = databases
         self._engine = databases.engine(service)
         self._session: AsyncSession | None = None
         self._before_commit: list[BeforeCommit] = []
@@ -90,6 +113,12 @@ class UnitOfWork:
             raise RuntimeError("a UnitOfWork is entered once")
         self._session = AsyncSession(self._engine, expire_on_commit=False, autoflush=True)
         await self._session.begin()
+        try:
+            await apply_scope(self._session, self.scope)
+        except BaseException:
+            await self._session.rollback()
+            await self._session.close()
+            raise
         return self
 
     async def __aexit__(
@@ -99,10 +128,12 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         session = self.session
+        audited = False
         try:
             if exc_type is None:
                 for hook in self._before_commit:
                     await hook(self)
+                audited = bool(self._audit)
                 await write_outbox(session, self._events)
                 await write_audit(session, self._audit)
                 await session.commit()
@@ -129,3 +160,6 @@ class UnitOfWork:
                     # The data is committed; a failed follow-up must not report the write as
                     # failed. Follow-ups are best-effort by contract and log their failure.
                     logger.exception("after-commit callback failed on %s", self.service)
+        if self.committed and audited:
+            # Chain the new audit rows soon; throttled, never waits, never raises.
+            await AuditSealer.of(self._databases).poke(self.service)

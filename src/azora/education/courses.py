@@ -57,9 +57,18 @@ class EducationService:
         self._databases = databases
         self._cache = cache
 
-    def unit_of_work(self) -> UnitOfWork:
-        """A unit of work on the education database that invalidates through this cache."""
-        return UnitOfWork(self._databases, ServiceName.EDUCATION, cache=self._cache)
+    def unit_of_work(self, user_id: uuid.UUID | None = None) -> UnitOfWork:
+        """A unit of work on the education database that invalidates through this cache.
+
+        It acts for ``user_id`` when given (that user's rows only), else as the service.
+        """
+        return UnitOfWork(
+            self._databases,
+            ServiceName.EDUCATION,
+            cache=self._cache,
+            user_id=user_id,
+            as_service=user_id is None,
+        )
 
     # -- reactions ------------------------------------------------------------------
 
@@ -146,7 +155,7 @@ class EducationService:
             AlreadyEnrolled: the student already takes it.
         """
         try:
-            async with self.unit_of_work() as uow:
+            async with self.unit_of_work(user_id) as uow:
                 student_id = await uow.session.scalar(
                     select(Student.id).where(Student.user_id == user_id)
                 )

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from azora.db.audit import AuditSealer
 from azora.db.columns import utcnow
 from azora.db.engines import Databases
 from azora.db.ids import new_id
@@ -127,14 +128,18 @@ class MintOperations:
         max_retries: int = 8,
     ) -> None:
         self._databases = databases
+        self._sealer = AuditSealer.of(databases)
         self._ttl = idempotency_ttl
         self._max_retries = max_retries
         #: how many times an operation was retried after a serialization failure/deadlock.
         self.retries = 0
 
     def unit_of_work(self) -> UnitOfWork:
-        """A unit of work on the mint database."""
-        return UnitOfWork(self._databases, ServiceName.MINT)
+        """A unit of work on the mint database, as the service: money moves between users.
+
+        The operations check what the acting user may do before they move anything.
+        """
+        return UnitOfWork(self._databases, ServiceName.MINT, as_service=True)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         for tries in range(self._max_retries + 1):
@@ -331,6 +336,8 @@ class MintOperations:
         if outcome["outcome"] == "replayed":
             async with self.unit_of_work() as uow:
                 return await self._replay(uow, {"transaction_id": str(outcome["transaction_id"])})
+        # mint_move committed an audit row: chain it soon (throttled; never raises).
+        await self._sealer.poke(ServiceName.MINT)
         return view.model_copy(
             update={
                 "from_wallet_id": outcome["from_wallet_id"],

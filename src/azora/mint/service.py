@@ -24,6 +24,7 @@ from sqlalchemy import delete, select, update
 from azora.db.columns import utcnow
 from azora.db.ids import new_id
 from azora.db.outbox import AuditRecord
+from azora.db.scope import SERVICE, for_user, scoped_connection
 from azora.db.seeding import SYSTEM_REWARD_POOL_ID, SYSTEM_TREASURY_ID
 from azora.db.statements import insert_or_skip
 from azora.mint import events, queries
@@ -119,7 +120,8 @@ class MintService(StakingOperations, EscrowOperations):
             WalletNotFound: there is none.
         """
         currency = Currency(currency)
-        async with self._databases.engine(ServiceName.MINT).connect() as connection:
+        engine = self._databases.engine(ServiceName.MINT)
+        async with scoped_connection(engine, for_user(user_id)) as connection:
             row = (
                 await connection.execute(
                     select(Wallet.__table__).where(
@@ -169,7 +171,8 @@ class MintService(StakingOperations, EscrowOperations):
         limit: int = 50,
     ) -> HistoryPage:
         """A page of the wallet's statement, newest first (see :func:`queries.history`)."""
-        async with self._databases.engine(ServiceName.MINT).connect() as connection:
+        engine = self._databases.engine(ServiceName.MINT)
+        async with scoped_connection(engine, for_user(user_id)) as connection:
             return await queries.history(connection, user_id, currency, cursor, limit)
 
     async def economic_metrics(self, currency: Currency | str) -> MetricsView:
@@ -179,7 +182,8 @@ class MintService(StakingOperations, EscrowOperations):
 
     async def verify(self) -> VerifyReport:
         """Recompute every balance and invariant from the journal (see :func:`queries.verify`)."""
-        async with self._databases.engine(ServiceName.MINT).connect() as connection:
+        engine = self._databases.engine(ServiceName.MINT)
+        async with scoped_connection(engine, SERVICE) as connection:
             return await queries.verify(connection)
 
     async def purge_expired_keys(self, now: dt.datetime | None = None) -> int:

@@ -1,0 +1,237 @@
+"""Row-level security on PostgreSQL: the policies of user-owned tables and the role
+the application runs as.
+
+Each service's security migration polices its user-owned tables with
+:func:`police_table`. A policed table has row-level security enabled and forced (the
+owner is policed too, unless it is a superuser) and two permissive policies:
+
+- ``azora_owner``: a row is visible and writable when it belongs to the user the
+  transaction acts for (``azora_user_id()``, set by the unit of work, see
+  :mod:`azora.db.scope`). The ownership test is SQL over the row, written with ``{me}``
+  for that user: ``user_id = {me}``, or through a parent row, e.g.
+  ``wallet_id IN (SELECT id FROM wallets WHERE user_id = {me})``;
+- ``azora_service``: every row, when the transaction runs as the service
+  (``azora_is_service()``), for cross-user work: UBI, sagas, seeds, administration.
+
+A public listing (a job, a course) also gets ``azora_read``: anyone may read it, only
+its owner may change it. The audit log gets its own policies (:func:`police_audit_log`):
+anyone may append, the service and the row's own user may read, only the service may
+seal. With no user and no service set, a policed table shows no rows at all.
+
+The application connects as ``AZORA_DB_APP_ROLE`` (:func:`prepare_app_role`): a login
+role that owns no table and cannot bypass row-level security. ``azora db setup`` and
+``azora db migrate`` create it when missing and grant it what it needs after every
+migration, so a new table is covered the moment it exists.
+
+SQLite has no row-level security: there these functions do nothing, and the services
+check ownership themselves (every user-facing query filters by its user).
+
+The functions called by migrations are frozen: a released migration must keep doing
+what it did, so change them only by adding new functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from azora.db.audit_ddl import MigrationOps
+from azora.errors import ConfigurationError
+from azora.settings import Settings
+
+#: The current user inside a policy expression (evaluated once per statement).
+ME = "(SELECT azora_user_id())"
+_SERVICE = "(SELECT azora_is_service())"
+
+OWNER_POLICY = "azora_owner"
+SERVICE_POLICY = "azora_service"
+READ_POLICY = "azora_read"
+
+_FUNCTIONS = (
+    """CREATE OR REPLACE FUNCTION azora_user_id() RETURNS uuid
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT nullif(current_setting('azora.user_id', true), '')::uuid $$""",
+    """CREATE OR REPLACE FUNCTION azora_is_service() RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT coalesce(current_setting('azora.service', true), '') = 'on' $$""",
+)
+
+
+def _postgres(op: MigrationOps) -> bool:
+    return op.get_bind().dialect.name == "postgresql"
+
+
+def install_functions(op: MigrationOps) -> None:
+    """Create ``azora_user_id()`` and ``azora_is_service()`` (PostgreSQL; frozen)."""
+    if _postgres(op):
+        for statement in _FUNCTIONS:
+            op.execute(statement)
+
+
+def drop_functions(op: MigrationOps) -> None:
+    """Drop the functions :func:`install_functions` created (PostgreSQL; frozen)."""
+    if _postgres(op):
+        op.execute("DROP FUNCTION IF EXISTS azora_user_id()")
+        op.execute("DROP FUNCTION IF EXISTS azora_is_service()")
+
+
+def police_table(op: MigrationOps, table: str, owner: str, *, public_read: bool = False) -> None:
+    """Enable and force row-level security on ``table`` with the owner and service
+    policies; ``owner`` is the ownership test with ``{me}`` for the acting user.
+
+    ``public_read`` adds a policy that lets any transaction read every row (listings).
+    Does nothing on SQLite. Frozen: migrations call it.
+    """
+    if not _postgres(op):
+        return
+    test = owner.format(me=ME)
+    op.execute(f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY')
+    op.execute(f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY')
+    op.execute(
+        f'CREATE POLICY {SERVICE_POLICY} ON "{table}" USING ({_SERVICE}) WITH CHECK ({_SERVICE})'
+    )
+    op.execute(f'CREATE POLICY {OWNER_POLICY} ON "{table}" USING ({test}) WITH CHECK ({test})')
+    if public_read:
+        op.execute(f'CREATE POLICY {READ_POLICY} ON "{table}" FOR SELECT USING (true)')
+
+
+def unpolice_table(op: MigrationOps, table: str) -> None:
+    """Undo :func:`police_table` (drops its policies, disables row-level security)."""
+    if not _postgres(op):
+        return
+    for name in (READ_POLICY, OWNER_POLICY, SERVICE_POLICY):
+        op.execute(f'DROP POLICY IF EXISTS {name} ON "{table}"')
+    op.execute(f'ALTER TABLE "{table}" NO FORCE ROW LEVEL SECURITY')
+    op.execute(f'ALTER TABLE "{table}" DISABLE ROW LEVEL SECURITY')
+
+
+_AUDIT_POLICIES = (
+    ("azora_audit_append", "FOR INSERT WITH CHECK (true)"),
+    ("azora_audit_read", f"FOR SELECT USING ({_SERVICE} OR user_id = {ME})"),
+    ("azora_audit_seal", f"FOR UPDATE USING ({_SERVICE}) WITH CHECK ({_SERVICE})"),
+)
+
+
+def police_audit_log(op: MigrationOps) -> None:
+    """Police ``audit_logs``: anyone appends, the service and the row's user read, only
+    the service seals; nobody deletes. Does nothing on SQLite. Frozen: migrations call it.
+    """
+    if not _postgres(op):
+        return
+    op.execute('ALTER TABLE "audit_logs" ENABLE ROW LEVEL SECURITY')
+    op.execute('ALTER TABLE "audit_logs" FORCE ROW LEVEL SECURITY')
+    for name, body in _AUDIT_POLICIES:
+        op.execute(f'CREATE POLICY {name} ON "audit_logs" {body}')
+
+
+def unpolice_audit_log(op: MigrationOps) -> None:
+    """Undo :func:`police_audit_log`."""
+    if not _postgres(op):
+        return
+    for name, _ in _AUDIT_POLICIES:
+        op.execute(f'DROP POLICY IF EXISTS {name} ON "audit_logs"')
+    op.execute('ALTER TABLE "audit_logs" NO FORCE ROW LEVEL SECURITY')
+    op.execute('ALTER TABLE "audit_logs" DISABLE ROW LEVEL SECURITY')
+
+
+@dataclass(frozen=True)
+class Exemption:
+    """A table that refers to users but is deliberately not policed, and why."""
+
+    table: str
+    reason: str
+
+
+#: Tables with a user column (or a parent that has one) left unpoliced on purpose, by
+#: database. The row-level security test fails for any other such table without policies.
+EXEMPT: dict[str, tuple[Exemption, ...]] = {
+    "education": (
+        Exemption("modules", "course content, readable by anyone; written by its course's owner"),
+        Exemption("assessments", "course content (questions), like modules"),
+    ),
+}
+
+#: Columns naming the user a row belongs to, across the nine databases.
+OWNER_COLUMNS = frozenset(
+    {"user_id", "student_id", "posted_by", "client_id", "freelancer_id", "subject_user_id"}
+)
+
+_ROLE_SQL = """
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+        CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+    END IF;
+EXCEPTION WHEN duplicate_object THEN
+    NULL;  -- created meanwhile by a concurrent setup
+END
+$$;
+"""
+
+_GRANTS_SQL = (
+    'GRANT USAGE ON SCHEMA public TO "{role}"',
+    'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"',
+    'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"',
+    'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM "{role}"',
+    # The audit log: appended with its content only (a row cannot arrive looking sealed),
+    # and sealed; never changed or removed (the database's triggers refuse it as well).
+    'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_logs FROM "{role}"',
+    "GRANT INSERT (id, user_id, action, resource, resource_id, ip, user_agent, metadata,"
+    ' created_at) ON audit_logs TO "{role}"',
+    'GRANT UPDATE (seq, prev_hash, row_hash) ON audit_logs TO "{role}"',
+)
+
+
+async def prepare_app_role(owner: AsyncEngine, settings: Settings) -> None:
+    """Make sure the application role exists, may log in with the configured password
+    and holds the privileges it needs on this database (PostgreSQL; idempotent).
+
+    Privileges: read and write every table, except that ``alembic_version`` is
+    read-only and ``audit_logs`` takes appends and sealing only.
+
+    Raises:
+        ConfigurationError: the role is a superuser or may bypass row-level security, or
+            the owner may not create it.
+    """
+    if owner.dialect.name != "postgresql":
+        return
+    role = settings.db_app_role  # validated as a plain identifier by the settings
+    async with owner.begin() as connection:
+        existing = (
+            await connection.execute(
+                text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = :role"),
+                {"role": role},
+            )
+        ).first()
+        if existing is not None and (existing[0] or existing[1]):
+            raise ConfigurationError(
+                f"AZORA_DB_APP_ROLE {role!r} bypasses row-level security (superuser or BYPASSRLS)",
+                hint="name a role without those attributes; azora creates it when missing",
+            )
+        if existing is None:
+            can_create = (
+                await connection.execute(
+                    text(
+                        "SELECT rolsuper OR rolcreaterole FROM pg_roles"
+                        " WHERE rolname = current_user"
+                    )
+                )
+            ).scalar()
+            if not can_create:
+                raise ConfigurationError(
+                    f"the application role {role!r} does not exist and the database owner"
+                    " may not create roles",
+                    hint=f'create it (CREATE ROLE "{role}" LOGIN PASSWORD ...), then set up again',
+                )
+            await connection.exec_driver_sql(_ROLE_SQL.format(role=role))
+        if settings.db_app_password is not None:
+            # Straight to the driver: SQLAlchemy's echo must never print a password.
+            driver = (await connection.get_raw_connection()).driver_connection
+            if driver is None:
+                raise RuntimeError("no driver connection to set the role's password on")
+            password = settings.db_app_password.get_secret_value().replace("'", "''")
+            await driver.execute(f"ALTER ROLE \"{role}\" PASSWORD '{password}'")
+        for statement in _GRANTS_SQL:
+            await connection.exec_driver_sql(statement.format(role=role))
