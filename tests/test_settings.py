@@ -181,3 +181,44 @@ def test_invalid_values_name_the_variable(
         load_settings()
     assert caught.value.message.startswith(f"invalid configuration: {variable}: ")
     assert caught.value.hint == "fix the AZORA_* environment variables"
+
+
+def test_production_refuses_a_weak_retired_jwt_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    _production(monkeypatch, secrets.token_hex(20), secrets.token_hex(20))
+    monkeypatch.setenv("AZORA_JWT_RETIRED_SECRETS", f"{secrets.token_hex(20)},short-one")
+    with pytest.raises(ConfigurationError, match="every retired secret must be at least 32"):
+        load_settings()
+    monkeypatch.setenv("AZORA_JWT_RETIRED_SECRETS", f"{secrets.token_hex(20)}, ")
+    assert len(load_settings().jwt_retired_secret_values()) == 1
+    assert "short-one" not in repr(load_settings())
+
+
+def test_retired_jwt_secrets_are_a_comma_separated_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().jwt_retired_secret_values() == ()
+    monkeypatch.setenv("AZORA_JWT_RETIRED_SECRETS", " first-retired , second-retired ,")
+    settings = load_settings()
+    assert settings.jwt_retired_secret_values() == ("first-retired", "second-retired")
+    assert "first-retired" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (
+            {"AZORA_AUTH_SESSION_IDLE_TTL_S": "7200", "AZORA_AUTH_SESSION_MAX_AGE_S": "3600"},
+            "AZORA_AUTH_SESSION_MAX_AGE_S must not be shorter",
+        ),
+        (
+            {"AZORA_AUTH_LOCKOUT_BASE_S": "600", "AZORA_AUTH_LOCKOUT_MAX_S": "60"},
+            "AZORA_AUTH_LOCKOUT_MAX_S must not be shorter",
+        ),
+        ({"AZORA_AUTH_ACCESS_TOKEN_TTL_S": "86400"}, "AZORA_AUTH_ACCESS_TOKEN_TTL_S"),
+    ],
+)
+def test_inconsistent_auth_settings_are_refused(
+    variables: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=expected):
+        load_settings()

@@ -52,7 +52,7 @@ async def test_registering_a_student_announces_it_and_runs_the_saga(
     assert registered["user_id"] == str(user.id)
     assert registered["role"] == "student"
     assert "password" not in str(registered)
-    async with databases.engine(EDUCATION).connect() as connection:
+    async with databases.owner_engine(EDUCATION).connect() as connection:
         student = (await connection.execute(select(Student.user_id, Student.first_name))).one()
     assert tuple(student) == (user.id, "Ama")
     wallet = await azora.get_wallet(user.id, "AZR")
@@ -73,6 +73,9 @@ async def test_an_educator_gets_no_student_record(azora: Integration, databases:
     [
         ("not-an-email", PASSWORD, "Ama", "student", "email"),
         ("a@example.org", "short", "Ama", "student", "password"),
+        ("a@example.org", "eleven char", "Ama", "student", "password"),
+        ("a@example.org", "password1234", "Ama", "student", "password"),
+        ("a@example.org", "A@Example.org", "Ama", "student", "password"),
         ("a@example.org", PASSWORD, "  ", "student", "name"),
         ("a@example.org", PASSWORD, "Ama", "admin", "role"),
         ("a@example.org", PASSWORD, "Ama", "wizard", "role"),

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from azora.db.base import TYPE_ANNOTATION_MAP, Entity, new_metadata
-from azora.db.columns import str_enum
+from azora.db.base import TYPE_ANNOTATION_MAP, Entity, IdMixin, new_metadata
+from azora.db.columns import str_enum, utcnow
 from azora.db.infra import AuditLogMixin, OutboxEventMixin
 
 
@@ -118,6 +118,29 @@ class OAuthAccount(Entity, Base):
     provider_subject: Mapped[str] = mapped_column(String(255))
 
     __table_args__ = (UniqueConstraint("provider", "provider_subject"),)
+
+
+class LoginAttempt(IdMixin, Base):
+    """One sign-in attempt, kept for progressive lockout per account and per address.
+
+    ``email`` is the normalised address that was tried (the account may not exist);
+    ``user_id`` is set when it does.
+    """
+
+    __tablename__ = "login_attempts"
+
+    email: Mapped[str] = mapped_column(String(320))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    ip: Mapped[str | None] = mapped_column(String(45))
+    succeeded: Mapped[bool] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_login_attempts_ip_created_at", "ip", "created_at"),
+        Index("ix_login_attempts_email_created_at", "email", "created_at"),
+    )
 
 
 class OutboxEvent(OutboxEventMixin, Base):

@@ -10,30 +10,34 @@ entry can never answer another user's look-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from azora.auth.errors import EmailTaken, UserNotFound
+from azora.auth.events import USER_REGISTERED as USER_REGISTERED
+from azora.auth.events import registered_event as registered_event
 from azora.auth.models import User, UserProfile
 from azora.auth.passwords import hash_password
 from azora.auth.schemas import NewUser, UserView
 from azora.cache import Cache, CacheKey, KeySpace
 from azora.db.engines import Databases
-from azora.db.outbox import AuditRecord, EventMessage
+from azora.db.outbox import AuditRecord
 from azora.db.reads import RowQuery
 from azora.db.uow import UnitOfWork
 from azora.errors import InvalidInput
 from azora.types import ServiceName
 
-USER_REGISTERED = "system.user.registered"
 USERS = KeySpace("auth.user", version=1)
 #: How long a cached user lives without a write. Writes invalidate it at once, so the
 #: TTL only bounds memory and any change made outside these operations.
 USER_TTL_SECONDS = 3600.0
 
-_VIEW_COLUMNS = (
+#: The columns of a ``UserView``.
+VIEW_COLUMNS = (
     User.id,
     User.email,
     User.name,
@@ -44,7 +48,7 @@ _VIEW_COLUMNS = (
 )
 
 _USER_BY_ID = RowQuery(
-    select(*_VIEW_COLUMNS).where(User.id == bindparam("user_id"), User.deleted_at.is_(None))
+    select(*VIEW_COLUMNS).where(User.id == bindparam("user_id"), User.deleted_at.is_(None))
 )
 
 
@@ -61,35 +65,24 @@ class UserService:
         self._cache = cache
 
     def unit_of_work(self) -> UnitOfWork:
-        """A unit of work on the auth database that invalidates through this cache."""
-        return UnitOfWork(self._databases, ServiceName.AUTH, cache=self._cache)
+        """A unit of work on the auth database, as the service, that invalidates through
+        this cache (account records are written before and around authentication)."""
+        return UnitOfWork(self._databases, ServiceName.AUTH, cache=self._cache, as_service=True)
 
     async def create_user(self, new: NewUser) -> UserView:
         """Register an account (with its profile) and announce ``system.user.registered``.
+
+        The password is hashed but not checked against the password policy; public
+        registration goes through ``AuthService.register``, which checks it.
 
         Raises:
             EmailTaken: the email address is in use (nothing is written).
         """
         # Argon2 takes tens of milliseconds of CPU: keep it off the event loop.
         password_hash = await asyncio.to_thread(hash_password, new.password)
-        try:
-            async with self.unit_of_work() as uow:
-                taken = await uow.session.scalar(select(User.id).where(User.email == new.email))
-                if taken is not None:
-                    raise EmailTaken(f"{new.email} is already registered")
-                user = User(
-                    email=new.email, name=new.name, role=new.role, password_hash=password_hash
-                )
-                uow.session.add(user)
-                uow.session.add(UserProfile(user_id=user.id, display_name=new.name.split()[0]))
-                await uow.session.flush()
-                view = UserView.model_validate(user)
-                uow.audit(AuditRecord("auth.user.register", "user", str(user.id), user.id))
-                uow.emit(registered_event(view))
-        except IntegrityError as exc:  # a concurrent registration won the unique index
-            if "email" in str(exc.orig).lower():
-                raise EmailTaken(f"{new.email} is already registered") from None
-            raise
+        unit = UnitOfWork(self._databases, ServiceName.AUTH, cache=self._cache, as_service=True)
+        async with taking_email(new.email), unit as uow:
+            view = await insert_user(uow, new, password_hash)
         return view
 
     async def get_user(self, user_id: uuid.UUID) -> UserView:
@@ -128,12 +121,14 @@ class UserService:
         name = name.strip()
         if not 1 <= len(name) <= 200:
             raise InvalidInput("a name has 1 to 200 characters")
-        async with self.unit_of_work() as uow:
+        async with UnitOfWork(
+            self._databases, ServiceName.AUTH, cache=self._cache, user_id=user_id
+        ) as uow:
             result = await uow.session.execute(
                 update(User)
                 .where(User.id == user_id, User.deleted_at.is_(None))
                 .values(name=name)
-                .returning(*_VIEW_COLUMNS)
+                .returning(*VIEW_COLUMNS)
             )
             row = result.first()
             if row is None:
@@ -147,16 +142,42 @@ class UserService:
         return None if row is None else UserView.model_validate(row)
 
 
-def registered_event(user: UserView) -> EventMessage:
-    """``system.user.registered`` for ``user`` (no secret in the payload)."""
-    return EventMessage(
-        type=USER_REGISTERED,
-        source=ServiceName.AUTH.value,
-        subject=user.id,
-        payload={
-            "user_id": str(user.id),
-            "email": user.email,
-            "name": user.name,
-            "role": str(user.role),
-        },
+async def insert_user(
+    uow: UnitOfWork,
+    new: NewUser,
+    password_hash: str,
+    *,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> UserView:
+    """Add the account and its profile in ``uow``; audit it and emit ``system.user.registered``.
+
+    Raises:
+        EmailTaken: the email address is in use (the caller's unit of work rolls back).
+    """
+    taken = await uow.session.scalar(select(User.id).where(User.email == new.email))
+    if taken is not None:
+        raise EmailTaken(f"{new.email} is already registered")
+    user = User(email=new.email, name=new.name, role=new.role, password_hash=password_hash)
+    uow.session.add(user)
+    uow.session.add(UserProfile(user_id=user.id, display_name=new.name.split()[0]))
+    await uow.session.flush()
+    view = UserView.model_validate(user)
+    uow.audit(
+        AuditRecord(
+            "auth.user.register", "user", str(user.id), user.id, ip=ip, user_agent=user_agent
+        )
     )
+    uow.emit(registered_event(view))
+    return view
+
+
+@contextlib.asynccontextmanager
+async def taking_email(email: str) -> AsyncIterator[None]:
+    """Turn the unique-email violation of a concurrent registration into EmailTaken."""
+    try:
+        yield
+    except IntegrityError as exc:  # a concurrent registration won the unique index
+        if "email" in str(exc.orig).lower():
+            raise EmailTaken(f"{email} is already registered") from None
+        raise

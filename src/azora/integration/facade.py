@@ -10,7 +10,9 @@ from decimal import Decimal
 
 from pydantic import TypeAdapter, ValidationError
 
+from azora.auth.errors import WeakPassword
 from azora.auth.models import Role
+from azora.auth.policy import check_password
 from azora.auth.schemas import NewUser, UserView
 from azora.auth.users import UserService
 from azora.cache import Cache, open_cache
@@ -74,14 +76,18 @@ class Integration:
         Emits ``system.user.registered``.
 
         Raises:
-            InvalidInput: malformed email, a password under 8 characters, an empty name,
-                or a role that cannot register (admin, service).
+            InvalidInput: malformed email, a password the password policy refuses
+                (:func:`azora.auth.policy.check_password`), an empty name, or a role
+                that cannot register (admin, service).
             EmailTaken: the email is in use.
         """
         try:
             new = NewUser(email=email, password=password, name=name, role=role)
+            check_password(new.password, email=new.email)
         except ValidationError as exc:
             raise InvalidInput(_readable(exc)) from None
+        except WeakPassword as exc:
+            raise InvalidInput(f"password: {exc.message}") from None
         user = await self.users.create_user(new)
         await self._on_registered(user)
         return user
