@@ -20,6 +20,7 @@ from azora.db.columns import utcnow
 from azora.db.ids import new_id
 from azora.db.infra import AUDIT_TABLE, OUTBOX_TABLE
 from azora.db.statements import core_execute
+from azora.events.catalog import CATALOG
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,12 @@ def events_json(events: list[EventMessage]) -> str:
 
     Keys are the ``outbox_events`` columns the emitter decides (``id``, ``type``,
     ``source``, ``subject``, ``payload``, ``correlation_id``, ``version``); the function
-    stamps ``occurred_at`` and ``created_at`` with its transaction's time.
+    stamps ``occurred_at`` and ``created_at`` with its transaction's time. Each event is
+    checked against its schema first, as ``UnitOfWork.emit`` does.
+
+    Raises:
+        UnknownEventType, InvalidEventPayload, InvalidEventSubject: an event does not
+            match :data:`azora.events.CATALOG`.
     """
     return json.dumps(
         [
@@ -113,7 +119,9 @@ def events_json(events: list[EventMessage]) -> str:
                 "type": e.type,
                 "source": e.source,
                 "subject": str(e.subject) if e.subject else None,
-                "payload": e.payload,
+                "payload": CATALOG.validate_event(
+                    e.type, e.payload, subject=e.subject, version=e.version
+                ),
                 "correlation_id": str(e.correlation_id) if e.correlation_id else None,
                 "version": e.version,
             }

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import Self
 
@@ -36,6 +37,7 @@ from azora.db.audit import AuditSealer
 from azora.db.engines import Databases
 from azora.db.outbox import AuditRecord, EventMessage, write_audit, write_outbox
 from azora.db.scope import Scope, apply_scope
+from azora.events.catalog import CATALOG
 from azora.types import ServiceName
 
 logger = logging.getLogger(__name__)
@@ -86,8 +88,20 @@ class UnitOfWork:
         return self._session
 
     def emit(self, event: EventMessage) -> None:
-        """Publish ``event`` if, and only if, this transaction commits (via the outbox)."""
-        self._events.append(event)
+        """Publish ``event`` if, and only if, this transaction commits (via the outbox).
+
+        The event is checked against its type's schema here, at the call, and its payload
+        is kept in normalised form (see :meth:`azora.events.Registry.validate`).
+
+        Raises:
+            UnknownEventType: ``event.type`` has no schema in :data:`azora.events.CATALOG`.
+            InvalidEventPayload: the payload does not match the schema.
+            InvalidEventSubject: the subject does not fit the type (user-scoped or public).
+        """
+        payload = CATALOG.validate_event(
+            event.type, event.payload, subject=event.subject, version=event.version
+        )
+        self._events.append(replace(event, payload=payload))
 
     def audit(self, record: AuditRecord) -> None:
         """Append ``record`` to the audit log in this transaction."""
