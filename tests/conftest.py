@@ -1,7 +1,8 @@
 """Fixtures shared by the whole suite: the two backends and their throwaway databases.
 
 ``AZORA_TEST_POSTGRES_URL`` enables the PostgreSQL half of every database test;
-``AZORA_TEST_REDIS_URL`` names the Redis (default ``redis://127.0.0.1:6379/0``); tests
+``AZORA_TEST_REDIS_URL`` names the Redis (default ``redis://127.0.0.1:6379/0``) and
+``AZORA_TEST_NATS_URL`` the NATS server with JetStream (default ``nats://127.0.0.1:4222``); tests
 that stop and restart Redis get a private ``redis-server`` on a free port, started and
 stopped by PID. With ``AZORA_REQUIRE_SERVICES=1`` a missing or unreachable server fails
 the run instead of skipping.
@@ -10,11 +11,14 @@ the run instead of skipping.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -26,8 +30,14 @@ from tests.redis_server import PrivateRedis, free_port
 
 BACKENDS = ("sqlite", "postgresql")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 REQUIRE_SERVICES = os.environ.get("AZORA_REQUIRE_SERVICES") == "1"
-_KEEP_ENV = {"AZORA_TEST_POSTGRES_URL", "AZORA_TEST_REDIS_URL", "AZORA_REQUIRE_SERVICES"}
+_KEEP_ENV = {
+    "AZORA_TEST_POSTGRES_URL",
+    "AZORA_TEST_REDIS_URL",
+    "AZORA_TEST_NATS_URL",
+    "AZORA_REQUIRE_SERVICES",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -146,6 +156,27 @@ def redis_url() -> str:
         _ping(url)
     except Exception as exc:
         _unavailable(f"Redis at {url} is unreachable: {exc}")
+    return url
+
+
+def _ping_nats(url: str) -> None:
+    """Read the server's INFO line (synchronously: async fixtures ask for this one)."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), 1) as sock:
+        sock.settimeout(1)
+        info = sock.makefile("rb").readline()
+    if not info.startswith(b"INFO ") or not json.loads(info[5:]).get("jetstream"):
+        raise RuntimeError("the server does not offer JetStream")
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The shared NATS (with JetStream) for tests; skips (or fails when required)."""
+    url = os.environ.get("AZORA_TEST_NATS_URL", DEFAULT_NATS_URL)
+    try:
+        _ping_nats(url)
+    except Exception as exc:
+        _unavailable(f"NATS with JetStream at {url} is unreachable: {exc!r}")
     return url
 
 

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
 
     # Cache: ``memory://`` (in-process, the embedded default) or ``redis://host:port/db``.
     cache_url: str = "memory://"
+    # Event bus: ``memory://`` (in-process, the embedded default), ``nats://host:4222``
+    # (JetStream) or ``redis://host:6379/0`` (Redis Streams).
+    events_url: str = "memory://"
     # A cache call slower than this counts as a failure (the read goes to the database).
     cache_timeout_ms: Annotated[int, Field(ge=1, le=60_000)] = 100
     # Entries the in-process cache keeps (least recently used go first).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from azora.errors import InvalidInput
+from azora.errors import AzoraError, InvalidInput
 
 
 class UnknownEventType(InvalidInput):
@@ -48,3 +48,9 @@ class InvalidPattern(InvalidInput):
     """A subscription pattern that is not dotted tokens, ``*`` and a trailing ``>``."""
 
     code = "invalid_event_pattern"
+
+
+class BusUnavailable(AzoraError):
+    """The event bus could not be reached, or refused what was published; retry later."""
+
+    code = "bus_unavailable"

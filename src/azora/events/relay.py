@@ -1,0 +1,384 @@
+"""The outbox relay: moves committed ``outbox_events`` rows to the bus, in order per subject.
+
+One round on one database (:meth:`Relay.run_once`) is one unit of work:
+
+1. **Claim** the oldest unpublished rows (``ORDER BY created_at, id LIMIT batch``); on
+   PostgreSQL ``FOR UPDATE SKIP LOCKED``, so several relay processes share the work, and
+   on SQLite the ``BEGIN IMMEDIATE`` of every transaction lets one relay in at a time.
+2. **Keep only each subject's head** (PostgreSQL): a claimed row is dropped from this
+   round when an *earlier* unpublished row of the same subject is not among the rows
+   this transaction claimed (another relay holds it, or it failed and waits). Public
+   events (no subject) count as one subject of their own.
+3. **Publish** the kept rows with :meth:`~azora.events.bus.Bus.publish_many` while the
+   row locks are held, **archive** them in the nexus database's ``event_records``
+   (insert-or-skip by event id), then **mark** them published; the unit of work commits.
+
+Why the order holds with several relays: the check of step 2 reads a snapshot taken after
+this transaction's locks were granted. A row another relay still holds is unpublished in
+that snapshot, so every later row of its subject is dropped here; a row that the snapshot
+shows published was marked in a transaction that committed after its ``publish_many``
+returned, so the bus already stores it. Either way no subject's later event reaches the
+bus before an earlier one. "Earlier" is ``(created_at, id)``, the order the writers'
+transactions wrote their rows; a row that commits late with an older ``created_at`` is
+published when it becomes visible (commit order).
+
+Delivery is at least once: a crash after ``publish_many`` and before the commit leaves
+the rows unpublished, so the next round publishes (and archives) them again; event ids
+let brokers and consumers de-duplicate, and the archive skips ids it already has.
+Archiving comes before marking because nexus is another database: a failure there
+rolls the round back rather than losing history.
+
+When the bus is unavailable (or the archive fails) the round rolls back; a separate short
+transaction adds 1 to ``attempts`` and stores ``last_error`` on the claimed rows, and the
+database backs off exponentially in this relay. Rows are never skipped: the same rows, in
+the same order, come first again when the backoff ends. A row that does not make a valid
+envelope (written by hand, or by a writer that skipped the checks) is never skipped
+either: it is noted the same way and holds back its own subject until someone repairs it.
+
+Waking up: :meth:`Relay.run` polls (every ``busy_interval`` while there is work, backing
+off to ``idle_interval``). PostgreSQL ``LISTEN`` needs a ``NOTIFY`` on commit, which no
+migration installs yet, so the relay does not listen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import (
+    Integer,
+    Row,
+    String,
+    Text,
+    Uuid,
+    and_,
+    column,
+    delete,
+    exists,
+    select,
+    table,
+    tuple_,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from azora.db.columns import JSONDocument, UTCDateTime, utcnow
+from azora.db.engines import Databases
+from azora.db.statements import core_execute, insert_or_skip
+from azora.db.uow import UnitOfWork
+from azora.errors import AzoraError
+from azora.events.bus import Bus
+from azora.events.envelope import Envelope
+from azora.events.errors import BusUnavailable
+from azora.nexus.models import EventRecord
+from azora.types import ALL_SERVICES, ServiceName
+
+logger = logging.getLogger(__name__)
+
+#: What the relay reads and writes of ``outbox_events`` (every service database).
+OUTBOX = table(
+    "outbox_events",
+    column("id", Uuid()),
+    column("type", String()),
+    column("source", String()),
+    column("subject", Uuid()),
+    column("payload", JSONDocument()),
+    column("correlation_id", Uuid()),
+    column("version", Integer()),
+    column("occurred_at", UTCDateTime()),
+    column("published_at", UTCDateTime()),
+    column("attempts", Integer()),
+    column("last_error", Text()),
+    column("created_at", UTCDateTime()),
+)
+_EARLIER = OUTBOX.alias("earlier")
+_ENVELOPE_COLUMNS = (
+    OUTBOX.c.id,
+    OUTBOX.c.type,
+    OUTBOX.c.source,
+    OUTBOX.c.subject,
+    OUTBOX.c.payload,
+    OUTBOX.c.correlation_id,
+    OUTBOX.c.version,
+    OUTBOX.c.occurred_at,
+)
+_LAST_ERROR_CHARS = 200
+_URL_CREDENTIALS = re.compile(r"://[^/@\s]*@")
+
+
+class ArchiveUnavailable(AzoraError):
+    """The nexus database did not take the archive records; the round is retried."""
+
+    code = "event_archive_unavailable"
+
+
+@dataclass
+class _Backoff:
+    failures: int = 0
+    until: dt.datetime | None = None
+
+
+class Relay:
+    """Publishes the outbox of each service database to ``bus`` (see the module docstring).
+
+    ``clock`` gives the current UTC time (publish marks, backoff, retention). Backoff after
+    a failed round starts at ``backoff_base`` seconds and doubles up to ``backoff_max``.
+    """
+
+    def __init__(
+        self,
+        databases: Databases,
+        bus: Bus,
+        *,
+        services: Sequence[ServiceName] = ALL_SERVICES,
+        batch: int = 500,
+        retention: dt.timedelta = dt.timedelta(days=7),
+        clock: Callable[[], dt.datetime] = utcnow,
+        busy_interval: float = 0.05,
+        idle_interval: float = 1.0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        prune_every: dt.timedelta = dt.timedelta(hours=1),
+    ) -> None:
+        if batch < 1:
+            raise ValueError("a relay batch holds at least one event")
+        self._databases = databases
+        self._bus = bus
+        self.services = tuple(services)
+        self._batch = batch
+        self._retention = retention
+        self._clock = clock
+        self._busy_interval = busy_interval
+        self._idle_interval = idle_interval
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._prune_every = prune_every
+        self._backoffs: dict[ServiceName, _Backoff] = {}
+        self._pruned_at: dict[ServiceName, dt.datetime] = {}
+
+    def backing_off(self, service: ServiceName) -> bool:
+        """True while ``service``'s database waits out the backoff of a failed round."""
+        backoff = self._backoffs.get(service)
+        return backoff is not None and backoff.until is not None and self._clock() < backoff.until
+
+    async def run_once(self, service: ServiceName) -> int:
+        """Publish, archive and mark one batch of ``service``'s outbox; the count published.
+
+        Returns 0 without touching the database while it backs off. On
+        :class:`BusUnavailable` or :class:`ArchiveUnavailable` nothing is marked, the
+        claimed rows get ``attempts + 1`` and ``last_error``, the database backs off and
+        0 is returned. A row that does not make a valid envelope gets the same note and
+        stays unpublished, holding back the later rows of its subject (only those).
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: ``service``'s database failed.
+        """
+        if self.backing_off(service):
+            return 0
+        claimed: list[Envelope] = []
+        try:
+            async with UnitOfWork(self._databases, service, as_service=True) as uow:
+                claimed, malformed = await _claim(uow.session, self._batch)
+                if claimed:
+                    await self._bus.publish_many(claimed)
+                    await self._archive(service, uow.session, claimed)
+                    await _mark(uow.session, [e.id for e in claimed], self._clock())
+                for row_id, problem in malformed.items():
+                    logger.error("outbox row %s on %s is malformed: %s", row_id, service, problem)
+                    await _note_attempt(uow.session, [row_id], problem)
+        except (BusUnavailable, ArchiveUnavailable) as exc:
+            await self._record_failure(service, claimed, exc)
+            return 0
+        self._backoffs.pop(service, None)
+        return len(claimed)
+
+    async def prune(self, service: ServiceName) -> int:
+        """Delete ``service``'s outbox rows published more than ``retention`` ago; how many.
+
+        Unpublished rows are never deleted, however old.
+        """
+        cutoff = self._clock() - self._retention
+        async with UnitOfWork(self._databases, service, as_service=True) as uow:
+            result = await core_execute(
+                uow.session,
+                delete(OUTBOX).where(
+                    OUTBOX.c.published_at.is_not(None), OUTBOX.c.published_at < cutoff
+                ),
+            )
+        self._pruned_at[service] = self._clock()
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay every service's outbox until ``stop`` is set, pruning now and then.
+
+        A round that fails on its database is logged and that database backs off; the
+        relay goes on with the others.
+        """
+        delay = self._busy_interval
+        while not stop.is_set():
+            published, full = 0, False
+            for service in self.services:
+                try:
+                    count = await self.run_once(service)
+                    await self._prune_if_due(service)
+                except (SQLAlchemyError, OSError):
+                    logger.exception("outbox relay round failed on %s", service)
+                    self._back_off(service)
+                    continue
+                published += count
+                full = full or count >= self._batch
+            if full:
+                delay = 0.0
+            elif published:
+                delay = self._busy_interval
+            else:
+                delay = min(self._idle_interval, max(delay, self._busy_interval) * 2)
+            with contextlib.suppress(TimeoutError):  # the delay passed without a stop
+                await asyncio.wait_for(stop.wait(), delay)
+
+    async def _prune_if_due(self, service: ServiceName) -> None:
+        last = self._pruned_at.get(service)
+        if last is None or self._clock() - last >= self._prune_every:
+            await self.prune(service)
+
+    async def _archive(
+        self, service: ServiceName, session: AsyncSession, envelopes: Sequence[Envelope]
+    ) -> None:
+        records = [_record(e) for e in envelopes]
+        try:
+            if service is ServiceName.NEXUS:
+                # Same database: a second transaction would wait on this one's write lock.
+                await _insert_records(session, records)
+                return
+            async with UnitOfWork(self._databases, ServiceName.NEXUS, as_service=True) as uow:
+                await _insert_records(uow.session, records)
+        except SQLAlchemyError as exc:
+            # The class name only: a database error's text may quote the payloads.
+            raise ArchiveUnavailable(f"archive failed: {type(exc).__name__}") from exc
+
+    async def _record_failure(
+        self, service: ServiceName, claimed: Sequence[Envelope], exc: AzoraError
+    ) -> None:
+        backoff = self._back_off(service)
+        logger.warning(
+            "outbox relay on %s: %s (retry in %s)",
+            service,
+            exc.code,
+            backoff.until - self._clock() if backoff.until else "0",
+        )
+        if not claimed:
+            return
+        async with UnitOfWork(self._databases, service, as_service=True) as uow:
+            await _note_attempt(uow.session, [e.id for e in claimed], _short_error(exc))
+
+    def _back_off(self, service: ServiceName) -> _Backoff:
+        backoff = self._backoffs.setdefault(service, _Backoff())
+        backoff.failures += 1
+        seconds = min(self._backoff_max, self._backoff_base * 2 ** (backoff.failures - 1))
+        backoff.until = self._clock() + dt.timedelta(seconds=seconds)
+        return backoff
+
+
+async def _claim(session: AsyncSession, batch: int) -> tuple[list[Envelope], dict[uuid.UUID, str]]:
+    """Lock the oldest unpublished rows; the envelopes this round may publish, in order.
+
+    Also returns the rows that do not make a valid envelope (id → what is wrong with
+    them): such a row stays unpublished and holds back the later rows of its subject.
+    """
+    rows = list(
+        await core_execute(
+            session,
+            select(*_ENVELOPE_COLUMNS)
+            .where(OUTBOX.c.published_at.is_(None))
+            .order_by(OUTBOX.c.created_at, OUTBOX.c.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True),
+        )
+    )
+    if rows and session.get_bind().dialect.name == "postgresql":
+        blocked = await _blocked(session, [row.id for row in rows])
+        rows = [row for row in rows if row.id not in blocked]
+    envelopes: list[Envelope] = []
+    malformed: dict[uuid.UUID, str] = {}
+    stuck: set[uuid.UUID | None] = set()
+    for row in rows:
+        if row.subject in stuck:
+            continue
+        try:
+            envelopes.append(_envelope(row))
+        except ValidationError as exc:
+            stuck.add(row.subject)
+            # Field names only: the values may be private.
+            fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+            malformed[row.id] = f"invalid_envelope: {fields}"[:_LAST_ERROR_CHARS]
+    return envelopes, malformed
+
+
+async def _blocked(session: AsyncSession, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of ``ids`` with an earlier unpublished row of their subject outside ``ids``."""
+    earlier = exists().where(
+        _EARLIER.c.published_at.is_(None),
+        _EARLIER.c.subject.is_not_distinct_from(OUTBOX.c.subject),
+        tuple_(_EARLIER.c.created_at, _EARLIER.c.id) < tuple_(OUTBOX.c.created_at, OUTBOX.c.id),
+        _EARLIER.c.id.not_in(ids),
+    )
+    result = await core_execute(
+        session, select(OUTBOX.c.id).where(and_(OUTBOX.c.id.in_(ids), earlier))
+    )
+    return set(result.scalars())
+
+
+async def _mark(session: AsyncSession, ids: list[uuid.UUID], now: dt.datetime) -> None:
+    await core_execute(session, update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(published_at=now))
+
+
+async def _note_attempt(session: AsyncSession, ids: list[uuid.UUID], error: str) -> None:
+    await core_execute(
+        session,
+        update(OUTBOX)
+        .where(OUTBOX.c.id.in_(ids))
+        .values(attempts=OUTBOX.c.attempts + 1, last_error=error),
+    )
+
+
+async def _insert_records(session: AsyncSession, records: list[dict[str, Any]]) -> None:
+    await core_execute(session, insert_or_skip(session, EventRecord, ["event_id"]), records)
+
+
+def _envelope(row: Row[Any]) -> Envelope:
+    return Envelope(
+        id=row.id,
+        type=row.type,
+        source=row.source,
+        subject=row.subject,
+        payload=row.payload,
+        occurred_at=row.occurred_at,
+        correlation_id=row.correlation_id,
+        version=row.version,
+    )
+
+
+def _record(envelope: Envelope) -> dict[str, Any]:
+    return {
+        "event_id": envelope.id,
+        "type": envelope.type,
+        "source": envelope.source,
+        "subject_user_id": envelope.subject,
+        "payload": envelope.payload,
+        "occurred_at": envelope.occurred_at,
+    }
+
+
+def _short_error(exc: AzoraError) -> str:
+    """``exc`` as a short line for ``last_error``, with any URL credentials removed."""
+    text = _URL_CREDENTIALS.sub("://***@", f"{exc.code}: {exc}")
+    return text[:_LAST_ERROR_CHARS]
