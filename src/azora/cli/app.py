@@ -6,7 +6,7 @@ import typer
 
 from azora import __version__
 from azora.catalog import SERVICES
-from azora.cli import audit, db, mint
+from azora.cli import audit, db, events, mint
 from azora.cli.render import health_table
 from azora.cli.runner import EXIT_ERROR, console, fail, run, settings
 from azora.db.engines import Databases
@@ -23,6 +23,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(mint.app, name="mint")
 app.add_typer(audit.app, name="audit")
+app.add_typer(events.app, name="events")
 
 
 @app.command()
