@@ -15,13 +15,14 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from azora.db.engines import Databases
+from azora.db.infra import OUTBOX_TABLE
 from azora.db.outbox import EventMessage
 from azora.db.uow import UnitOfWork
 from azora.events import relay as relay_module
 from azora.events.bus import Delivery
 from azora.events.envelope import Envelope
 from azora.events.errors import BusUnavailable
-from azora.events.relay import OUTBOX, Relay
+from azora.events.relay import Relay
 from azora.nexus.models import EventRecord
 from azora.types import ServiceName
 from tests.events.outbox_rows import outbox_rows
@@ -120,7 +121,7 @@ async def test_committed_events_are_published_in_order_marked_and_archived_once(
     rows = await outbox_rows(databases, NOTIFICATIONS)
     assert {row["id"] for row in rows} == set(_ids([*first, *second]))
     async with databases.owner_engine(NOTIFICATIONS).connect() as connection:
-        marks = set((await connection.execute(select(OUTBOX.c.published_at))).scalars())
+        marks = set((await connection.execute(select(OUTBOX_TABLE.c.published_at))).scalars())
     assert marks == {T0}
     assert sorted(await _archived(databases)) == sorted(_ids([*first, *second, own]))
 
@@ -140,7 +141,7 @@ async def test_a_crash_before_the_mark_republishes_and_archives_nothing_twice(
     assert await relay.run_once(NOTIFICATIONS) == 3
     # As if the process died after publishing and archiving, before its commit.
     async with databases.owner_engine(NOTIFICATIONS).begin() as connection:
-        await connection.execute(update(OUTBOX).values(published_at=None))
+        await connection.execute(update(OUTBOX_TABLE).values(published_at=None))
 
     assert await relay.run_once(NOTIFICATIONS) == 3
 
@@ -179,7 +180,7 @@ async def test_a_down_bus_records_the_attempt_backs_off_and_keeps_the_order(
     rows = await outbox_rows(databases, NOTIFICATIONS)
     async with databases.owner_engine(NOTIFICATIONS).connect() as connection:
         result = await connection.execute(
-            select(OUTBOX.c.published_at, OUTBOX.c.attempts, OUTBOX.c.last_error)
+            select(OUTBOX_TABLE.c.published_at, OUTBOX_TABLE.c.attempts, OUTBOX_TABLE.c.last_error)
         )
         states = {tuple(row) for row in result}
     assert len(rows) == 2
@@ -209,7 +210,7 @@ async def test_a_down_bus_records_the_attempt_backs_off_and_keeps_the_order(
     assert bus.ids() == _ids([*before, after])
     assert not relay.backing_off(NOTIFICATIONS)
     async with databases.owner_engine(NOTIFICATIONS).connect() as connection:
-        result = await connection.execute(select(OUTBOX.c.id, OUTBOX.c.attempts))
+        result = await connection.execute(select(OUTBOX_TABLE.c.id, OUTBOX_TABLE.c.attempts))
         attempts = {row.id: row.attempts for row in result}
     assert attempts == {before[0].id: 2, before[1].id: 2, after.id: 0}
 
@@ -314,7 +315,9 @@ async def test_two_relays_at_once_lose_nothing_and_keep_each_subjects_order(
 async def _unpublished(databases: Databases) -> int:
     async with databases.owner_engine(NOTIFICATIONS).connect() as connection:
         count: Any = await connection.scalar(
-            select(func.count()).select_from(OUTBOX).where(OUTBOX.c.published_at.is_(None))
+            select(func.count())
+            .select_from(OUTBOX_TABLE)
+            .where(OUTBOX_TABLE.c.published_at.is_(None))
         )
         return int(count)
 
@@ -335,7 +338,9 @@ async def test_a_failed_archive_marks_nothing_and_is_retried(
         assert await relay.run_once(NOTIFICATIONS) == 0
 
     async with databases.owner_engine(NOTIFICATIONS).connect() as connection:
-        [state] = await connection.execute(select(OUTBOX.c.published_at, OUTBOX.c.last_error))
+        [state] = await connection.execute(
+            select(OUTBOX_TABLE.c.published_at, OUTBOX_TABLE.c.last_error)
+        )
     assert state.published_at is None
     assert state.last_error == ("event_archive_unavailable: archive failed: OperationalError")
     clock.advance(seconds=1)
@@ -349,7 +354,7 @@ async def test_a_malformed_row_holds_back_only_its_own_subject(databases: Databa
     bad_id = uuid.uuid4()  # not a UUIDv7: no envelope can carry it
     async with databases.owner_engine(NOTIFICATIONS).begin() as connection:
         await connection.execute(
-            insert(OUTBOX).values(
+            insert(OUTBOX_TABLE).values(
                 id=bad_id,
                 type="notification.read",
                 source="notifications",
@@ -370,7 +375,12 @@ async def test_a_malformed_row_holds_back_only_its_own_subject(databases: Databa
     assert bus.ids() == [other.id]
     async with databases.owner_engine(NOTIFICATIONS).connect() as connection:
         result = await connection.execute(
-            select(OUTBOX.c.id, OUTBOX.c.published_at, OUTBOX.c.attempts, OUTBOX.c.last_error)
+            select(
+                OUTBOX_TABLE.c.id,
+                OUTBOX_TABLE.c.published_at,
+                OUTBOX_TABLE.c.attempts,
+                OUTBOX_TABLE.c.last_error,
+            )
         )
         states = {row.id: (row.published_at, row.attempts, row.last_error) for row in result}
     assert states[bad_id] == (None, 1, "invalid_envelope: id")

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from azora.catalog import SERVICES, ServiceSpec, select_services
-from azora.cli.runner import EXIT_ERROR, console, fail, run
+from azora.cli.runner import EXIT_ERROR, ServicesArg, console, run, selected
 from azora.db import lifecycle
 from azora.db.audit import AuditReport, seal, verify
 from azora.db.engines import Databases
-from azora.errors import AzoraError
 
 app = typer.Typer(help="Seal and verify the tamper-evident audit logs.", no_args_is_help=True)
-
-ServicesArg = Annotated[
-    list[str] | None,
-    typer.Argument(help=f"Services to act on (default: all). One of: {', '.join(SERVICES)}."),
-]
-
-
-def _selected(names: list[str] | None) -> list[ServiceSpec]:
-    try:
-        return select_services(names or [])
-    except AzoraError as error:
-        fail(error)
 
 
 def _report_table(reports: list[AuditReport]) -> Table:
@@ -62,7 +46,7 @@ def verify_command(services: ServicesArg = None) -> None:
     head is the last verified seq and the start of its hash: kept elsewhere, it shows
     later whether the newest rows were removed.
     """
-    specs = _selected(services)
+    specs = selected(services)
 
     async def job(databases: Databases) -> list[AuditReport]:
         reports = []
@@ -88,7 +72,7 @@ def verify_command(services: ServicesArg = None) -> None:
 @app.command(name="seal")
 def seal_command(services: ServicesArg = None) -> None:
     """Chain every audit row not sealed yet (writes seal in their wake; this drains the rest)."""
-    specs = _selected(services)
+    specs = selected(services)
 
     async def job(databases: Databases) -> None:
         for spec in specs:

@@ -8,9 +8,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from azora.catalog import SERVICES, ServiceSpec, select_services
+from azora.catalog import SERVICES, ServiceSpec
 from azora.cli.render import health_table, revision, seed_table
-from azora.cli.runner import EXIT_ERROR, console, err_console, fail, run, settings
+from azora.cli.runner import (
+    EXIT_ERROR,
+    ServicesArg,
+    console,
+    err_console,
+    fail,
+    run,
+    selected,
+    settings,
+)
 from azora.db import lifecycle
 from azora.db.engines import Databases
 from azora.db.errors import OperationRefused
@@ -21,18 +30,6 @@ from azora.errors import AzoraError
 from azora.types import Environment
 
 app = typer.Typer(help="Manage the nine service databases.", no_args_is_help=True)
-
-ServicesArg = Annotated[
-    list[str] | None,
-    typer.Argument(help=f"Services to act on (default: all). One of: {', '.join(SERVICES)}."),
-]
-
-
-def _selected(names: list[str] | None) -> list[ServiceSpec]:
-    try:
-        return select_services(names or [])
-    except AzoraError as error:
-        fail(error)
 
 
 async def setup_all(databases: Databases, specs: list[ServiceSpec]) -> bool:
@@ -57,14 +54,14 @@ async def setup_all(databases: Databases, specs: list[ServiceSpec]) -> bool:
 @app.command()
 def setup(services: ServicesArg = None) -> None:
     """Create missing databases and apply all migrations (safe to run again)."""
-    specs = _selected(services)
+    specs = selected(services)
     run(lambda databases: setup_all(databases, specs))
 
 
 @app.command()
 def migrate(services: ServicesArg = None) -> None:
     """Apply pending migrations to existing databases."""
-    specs = _selected(services)
+    specs = selected(services)
 
     async def job(databases: Databases) -> None:
         results = [await lifecycle.migrate(databases, s.migrations) for s in specs]
@@ -83,7 +80,7 @@ def makemigrations(
     message: Annotated[str, typer.Option("-m", "--message", help="What the revision does.")],
 ) -> None:
     """Write a new migration for the difference between a service's models and its history."""
-    (spec,) = _selected([service])
+    (spec,) = selected([service])
     path = run(lambda _databases: make_migration(spec.migrations, message))
     if path is None:
         console.print(f"{spec.name}: no changes; the models match the latest migration")
@@ -94,7 +91,7 @@ def makemigrations(
 @app.command()
 def status(services: ServicesArg = None) -> None:
     """Show each database's revision against head, and drift; exits 1 unless all are current."""
-    specs = _selected(services)
+    specs = selected(services)
 
     async def job(databases: Databases) -> bool:
         table = Table(title="Migration status")
@@ -129,7 +126,7 @@ def reset(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Drop and recreate databases from empty (development only; destroys their data)."""
-    specs = _selected(services)
+    specs = selected(services)
     if settings().env is Environment.PRODUCTION:
         fail(
             OperationRefused(
@@ -193,7 +190,7 @@ def seed(
 @app.command()
 def health(services: ServicesArg = None) -> None:
     """Check each database: reachable, latency, revision; exits 1 if any is down."""
-    specs = _selected(services)
+    specs = selected(services)
     results = run(lambda databases: check_databases(databases, [s.migrations for s in specs]))
     console.print(health_table(results))
     if not all(r.up for r in results):

@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
-from azora.catalog import SERVICES, ServiceSpec, select_services
-from azora.cli.runner import console, fail, run, settings
+from azora.catalog import SERVICES
+from azora.cli.runner import ServicesArg, console, fail, run, selected, settings
 from azora.db import lifecycle
 from azora.db.engines import Databases
 from azora.db.scope import SERVICE, scoped_connection
@@ -26,18 +26,6 @@ from azora.nexus.models import EventRecord
 from azora.types import ServiceName
 
 app = typer.Typer(help="The event outbox relay and the event history.", no_args_is_help=True)
-
-ServicesArg = Annotated[
-    list[str] | None,
-    typer.Argument(help=f"Databases to relay (default: all). One of: {', '.join(SERVICES)}."),
-]
-
-
-def _selected(names: list[str] | None) -> list[ServiceSpec]:
-    try:
-        return select_services(names or [])
-    except AzoraError as error:
-        fail(error)
 
 
 @app.command(name="relay")
@@ -52,7 +40,7 @@ def relay_command(
     Runs until interrupted (Ctrl-C), or with --once until the outboxes are drained. Every
     published event is also kept in the nexus database's history.
     """
-    specs = _selected(services)
+    specs = selected(services)
     bus = open_bus(settings().events_url)
 
     async def job(databases: Databases) -> dict[ServiceName, int]:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import NoReturn, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from azora.catalog import SERVICES, ServiceSpec, select_services
 from azora.db.engines import Databases
 from azora.errors import AzoraError
 from azora.settings import Settings, get_settings
@@ -33,6 +34,21 @@ def fail(error: AzoraError) -> NoReturn:
     if error.hint:
         err_console.print(f"[dim]hint:[/] {escape(error.hint)}")
     raise typer.Exit(EXIT_ERROR)
+
+
+#: The optional list of services a command acts on (all nine when none is named).
+ServicesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help=f"Services to act on (default: all). One of: {', '.join(SERVICES)}."),
+]
+
+
+def selected(names: list[str] | None) -> list[ServiceSpec]:
+    """The services ``names`` (all of them when empty), or a readable exit for an unknown one."""
+    try:
+        return select_services(names or [])
+    except AzoraError as error:
+        fail(error)
 
 
 def settings() -> Settings:

@@ -82,8 +82,8 @@ class AuditLogMixin(IdMixin):
     row_hash: Mapped[str | None] = mapped_column(String(64), sort_order=103)
 
 
-#: The same two tables as lightweight clauses, so the unit of work can write them in any
-#: service's database without knowing that service's models.
+#: The same two tables as lightweight clauses, so the unit of work (and the outbox relay)
+#: can use them in any service's database without knowing that service's models.
 OUTBOX_TABLE = table(
     "outbox_events",
     column("id", Uuid()),
@@ -94,7 +94,9 @@ OUTBOX_TABLE = table(
     column("correlation_id", Uuid()),
     column("version", Integer()),
     column("occurred_at", UTCDateTime()),
+    column("published_at", UTCDateTime()),
     column("attempts", Integer()),
+    column("last_error", Text()),
     column("created_at", UTCDateTime()),
 )
 AUDIT_TABLE = table(

@@ -32,12 +32,13 @@ what it did, so change them only by adding new functions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from azora.db.audit_ddl import MigrationOps
+from azora.db.audit_ddl import MigrationOps, downgrade_audit_chain, upgrade_audit_chain
 from azora.errors import ConfigurationError
 from azora.settings import Settings
 
@@ -235,3 +236,31 @@ async def prepare_app_role(owner: AsyncEngine, settings: Settings) -> None:
             await driver.execute(f"ALTER ROLE \"{role}\" PASSWORD '{password}'")
         for statement in _GRANTS_SQL:
             await connection.exec_driver_sql(statement.format(role=role))
+
+
+#: One user-owned table of a security migration: its name, the ownership test with
+#: ``{me}`` for the acting user, and whether anyone may read it (a listing).
+PolicedTable = tuple[str, str, bool]
+
+
+def secure(op: MigrationOps, policed: Sequence[PolicedTable]) -> None:
+    """What a service's security migration installs: the sealed, append-only audit log
+    (:func:`~azora.db.audit_ddl.upgrade_audit_chain`), the policy functions, the audit
+    log's policies and the owner and service policies of each table in ``policed``.
+
+    Frozen: released migrations call it.
+    """
+    upgrade_audit_chain(op)
+    install_functions(op)
+    police_audit_log(op)
+    for table, owner, public_read in policed:
+        police_table(op, table, owner, public_read=public_read)
+
+
+def unsecure(op: MigrationOps, policed: Sequence[PolicedTable]) -> None:
+    """Undo :func:`secure` for the same ``policed`` tables. Frozen: migrations call it."""
+    for table, _owner, _public_read in reversed(policed):
+        unpolice_table(op, table)
+    unpolice_audit_log(op)
+    drop_functions(op)
+    downgrade_audit_chain(op)

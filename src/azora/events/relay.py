@@ -54,25 +54,20 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import (
-    Integer,
     Row,
-    String,
-    Text,
-    Uuid,
     and_,
-    column,
     delete,
     exists,
     select,
-    table,
     tuple_,
     update,
 )
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from azora.db.columns import JSONDocument, UTCDateTime, utcnow
+from azora.db.columns import utcnow
 from azora.db.engines import Databases
+from azora.db.infra import OUTBOX_TABLE
 from azora.db.statements import core_execute, insert_or_skip
 from azora.db.uow import UnitOfWork
 from azora.errors import AzoraError
@@ -84,32 +79,16 @@ from azora.types import ALL_SERVICES, ServiceName
 
 logger = logging.getLogger(__name__)
 
-#: What the relay reads and writes of ``outbox_events`` (every service database).
-OUTBOX = table(
-    "outbox_events",
-    column("id", Uuid()),
-    column("type", String()),
-    column("source", String()),
-    column("subject", Uuid()),
-    column("payload", JSONDocument()),
-    column("correlation_id", Uuid()),
-    column("version", Integer()),
-    column("occurred_at", UTCDateTime()),
-    column("published_at", UTCDateTime()),
-    column("attempts", Integer()),
-    column("last_error", Text()),
-    column("created_at", UTCDateTime()),
-)
-_EARLIER = OUTBOX.alias("earlier")
+_EARLIER = OUTBOX_TABLE.alias("earlier")
 _ENVELOPE_COLUMNS = (
-    OUTBOX.c.id,
-    OUTBOX.c.type,
-    OUTBOX.c.source,
-    OUTBOX.c.subject,
-    OUTBOX.c.payload,
-    OUTBOX.c.correlation_id,
-    OUTBOX.c.version,
-    OUTBOX.c.occurred_at,
+    OUTBOX_TABLE.c.id,
+    OUTBOX_TABLE.c.type,
+    OUTBOX_TABLE.c.source,
+    OUTBOX_TABLE.c.subject,
+    OUTBOX_TABLE.c.payload,
+    OUTBOX_TABLE.c.correlation_id,
+    OUTBOX_TABLE.c.version,
+    OUTBOX_TABLE.c.occurred_at,
 )
 _LAST_ERROR_CHARS = 200
 _URL_CREDENTIALS = re.compile(r"://[^/@\s]*@")
@@ -210,8 +189,8 @@ class Relay:
         async with UnitOfWork(self._databases, service, as_service=True) as uow:
             result = await core_execute(
                 uow.session,
-                delete(OUTBOX).where(
-                    OUTBOX.c.published_at.is_not(None), OUTBOX.c.published_at < cutoff
+                delete(OUTBOX_TABLE).where(
+                    OUTBOX_TABLE.c.published_at.is_not(None), OUTBOX_TABLE.c.published_at < cutoff
                 ),
             )
         self._pruned_at[service] = self._clock()
@@ -298,8 +277,8 @@ async def _claim(session: AsyncSession, batch: int) -> tuple[list[Envelope], dic
         await core_execute(
             session,
             select(*_ENVELOPE_COLUMNS)
-            .where(OUTBOX.c.published_at.is_(None))
-            .order_by(OUTBOX.c.created_at, OUTBOX.c.id)
+            .where(OUTBOX_TABLE.c.published_at.is_(None))
+            .order_by(OUTBOX_TABLE.c.created_at, OUTBOX_TABLE.c.id)
             .limit(batch)
             .with_for_update(skip_locked=True),
         )
@@ -327,26 +306,29 @@ async def _blocked(session: AsyncSession, ids: list[uuid.UUID]) -> set[uuid.UUID
     """Those of ``ids`` with an earlier unpublished row of their subject outside ``ids``."""
     earlier = exists().where(
         _EARLIER.c.published_at.is_(None),
-        _EARLIER.c.subject.is_not_distinct_from(OUTBOX.c.subject),
-        tuple_(_EARLIER.c.created_at, _EARLIER.c.id) < tuple_(OUTBOX.c.created_at, OUTBOX.c.id),
+        _EARLIER.c.subject.is_not_distinct_from(OUTBOX_TABLE.c.subject),
+        tuple_(_EARLIER.c.created_at, _EARLIER.c.id)
+        < tuple_(OUTBOX_TABLE.c.created_at, OUTBOX_TABLE.c.id),
         _EARLIER.c.id.not_in(ids),
     )
     result = await core_execute(
-        session, select(OUTBOX.c.id).where(and_(OUTBOX.c.id.in_(ids), earlier))
+        session, select(OUTBOX_TABLE.c.id).where(and_(OUTBOX_TABLE.c.id.in_(ids), earlier))
     )
     return set(result.scalars())
 
 
 async def _mark(session: AsyncSession, ids: list[uuid.UUID], now: dt.datetime) -> None:
-    await core_execute(session, update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(published_at=now))
+    await core_execute(
+        session, update(OUTBOX_TABLE).where(OUTBOX_TABLE.c.id.in_(ids)).values(published_at=now)
+    )
 
 
 async def _note_attempt(session: AsyncSession, ids: list[uuid.UUID], error: str) -> None:
     await core_execute(
         session,
-        update(OUTBOX)
-        .where(OUTBOX.c.id.in_(ids))
-        .values(attempts=OUTBOX.c.attempts + 1, last_error=error),
+        update(OUTBOX_TABLE)
+        .where(OUTBOX_TABLE.c.id.in_(ids))
+        .values(attempts=OUTBOX_TABLE.c.attempts + 1, last_error=error),
     )
 
 

@@ -11,15 +11,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from azora.db.audit_ddl import downgrade_audit_chain, upgrade_audit_chain
-from azora.db.rls import (
-    drop_functions,
-    install_functions,
-    police_audit_log,
-    police_table,
-    unpolice_audit_log,
-    unpolice_table,
-)
+from azora.db.rls import PolicedTable, secure, unsecure
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
@@ -27,7 +19,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 #: (table, when a row belongs to the acting user {me}, readable by anyone)
-POLICED: tuple[tuple[str, str, bool], ...] = (
+POLICED: tuple[PolicedTable, ...] = (
     ("tutoring_sessions", "student_id = {me}", False),
     ("messages", "session_id IN (SELECT id FROM tutoring_sessions WHERE student_id = {me})", False),
     ("learning_insights", "student_id = {me}", False),
@@ -41,16 +33,8 @@ POLICED: tuple[tuple[str, str, bool], ...] = (
 
 
 def upgrade() -> None:
-    upgrade_audit_chain(op)
-    install_functions(op)
-    police_audit_log(op)
-    for table, owner, public_read in POLICED:
-        police_table(op, table, owner, public_read=public_read)
+    secure(op, POLICED)
 
 
 def downgrade() -> None:
-    for table, _owner, _public_read in reversed(POLICED):
-        unpolice_table(op, table)
-    unpolice_audit_log(op)
-    drop_functions(op)
-    downgrade_audit_chain(op)
+    unsecure(op, POLICED)
