@@ -128,6 +128,13 @@ def migrated_settings(
         dbs.copy_sqlite_files(template, data_dir)
         yield dbs.settings_for("sqlite", data_dir=data_dir, prefix="", pg_url=None)
         return
+    yield request.getfixturevalue("postgres_settings")
+
+
+@pytest.fixture
+def postgres_settings(request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """The shared migrated PostgreSQL databases, emptied after the test (for the tests
+    of what only PostgreSQL has, and the PostgreSQL half of ``migrated_settings``)."""
     settings: Settings = request.getfixturevalue("_postgres_template")
     yield settings
     asyncio.run(dbs.truncate_all(settings))

@@ -22,10 +22,10 @@ from azora.auth.passwords import Argon2Parameters, Passwords
 from azora.auth.schemas import Registration
 from azora.auth.service import AuthService
 from azora.cache import Cache
-from azora.cache.backends import MemoryBackend, RedisBackend
 from azora.db.engines import Databases
 from azora.db.infra import AUDIT_TABLE, OUTBOX_TABLE
 from azora.types import ServiceName
+from tests.caches import paired_cache
 
 PASSWORD = "a long enough passphrase"
 IP = "203.0.113.7"
@@ -57,20 +57,8 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def cache(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
     """The in-process cache with SQLite; the real Redis with PostgreSQL."""
-    if backend == "sqlite":
-        yield Cache(MemoryBackend())
-        return
-    url = request.getfixturevalue("redis_url")
-    redis_backend = RedisBackend(url, timeout_ms=500)
-    opened = Cache(redis_backend, timeout_ms=500)
-    try:
+    async with paired_cache(backend, request, ["azora:auth.*"]) as opened:
         yield opened
-    finally:
-        # Ids are fresh per test, so entries cannot collide across tests; drop them anyway.
-        keys = [k async for k in redis_backend.client.scan_iter("azora:auth.*")]
-        if keys:
-            await redis_backend.client.delete(*keys)
-        await opened.aclose()
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ context into the next transaction.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -26,7 +25,6 @@ from azora.db.uow import UnitOfWork
 from azora.errors import ConfigurationError
 from azora.settings import Settings
 from azora.types import ServiceName
-from tests import databases as dbs
 from tests.db.rls_rows import rows_for
 
 #: Listings anyone may read (but only their owner may change).
@@ -34,16 +32,8 @@ PUBLIC_READ = {("education", "courses"), ("forge", "jobs")}
 
 
 @pytest.fixture
-def pg_settings(request: pytest.FixtureRequest) -> Iterator[Settings]:
-    """The shared migrated PostgreSQL databases, emptied after the test."""
-    settings: Settings = request.getfixturevalue("_postgres_template")
-    yield settings
-    asyncio.run(dbs.truncate_all(settings))
-
-
-@pytest.fixture
-async def pg(pg_settings: Settings) -> AsyncIterator[Databases]:
-    async with Databases(pg_settings) as opened:
+async def pg(postgres_settings: Settings) -> AsyncIterator[Databases]:
+    async with Databases(postgres_settings) as opened:
         yield opened
 
 
@@ -220,9 +210,9 @@ def _handover(table: Any, theirs: dict[str, dict[str, Any]], policy: str) -> dic
 
 
 async def test_a_pooled_connection_never_carries_a_user_into_the_next_transaction(
-    pg_settings: Settings,
+    postgres_settings: Settings,
 ) -> None:
-    settings = pg_settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0})
+    settings = postgres_settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0})
     alice, bob = uuid.uuid4(), uuid.uuid4()
     async with Databases(settings) as databases:
         owner = databases.owner_engine(ServiceName.MINT)

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import func, select
 
 from azora.cache import Cache
-from azora.cache.backends import MemoryBackend, RedisBackend
 from azora.db.engines import Databases
 from azora.db.infra import OUTBOX_TABLE
 from azora.db.seeding import SYSTEM_REWARD_POOL_ID
@@ -20,6 +19,7 @@ from azora.db.uow import UnitOfWork
 from azora.education.models import Course, Module
 from azora.integration import Integration
 from azora.types import Currency, ServiceName
+from tests.caches import paired_cache
 
 PASSWORD = "correct horse battery"
 
@@ -27,21 +27,9 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 async def cache(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
     """The in-process cache with SQLite; the real Redis with PostgreSQL."""
-    if backend == "sqlite":
-        yield Cache(MemoryBackend())
-        return
-    url = request.getfixturevalue("redis_url")
-    redis_backend = RedisBackend(url, timeout_ms=500)
-    opened = Cache(redis_backend, timeout_ms=500)
-    try:
+    forget = ["azora:auth.user:*", "azora:education.course:*"]
+    async with paired_cache(backend, request, forget) as opened:
         yield opened
-    finally:
-        # Ids are fresh per test, so entries cannot collide across tests; drop them anyway.
-        keys = [k async for k in redis_backend.client.scan_iter("azora:auth.user:*")]
-        keys += [k async for k in redis_backend.client.scan_iter("azora:education.course:*")]
-        if keys:
-            await redis_backend.client.delete(*keys)
-        await opened.aclose()
 
 
 @pytest.fixture
