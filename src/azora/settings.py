@@ -64,6 +64,17 @@ class Settings(BaseSettings):
     # Event bus: ``memory://`` (in-process, the embedded default), ``nats://host:4222``
     # (JetStream) or ``redis://host:6379/0`` (Redis Streams).
     events_url: str = "memory://"
+    # ``azora serve``: where the Socket.IO gateway and its HTTP routes listen.
+    serve_host: str = "127.0.0.1"
+    serve_port: Annotated[int, Field(ge=0, le=65_535)] = 8000
+    # Origins a browser may open the gateway from ("*" for any); none by default.
+    gateway_cors_origins: list[str] = []
+    # Engine.IO heartbeats: the server pings every interval and drops a client that has
+    # not answered within the timeout.
+    gateway_ping_interval_s: Annotated[float, Field(gt=0, le=300)] = 25.0
+    gateway_ping_timeout_s: Annotated[float, Field(gt=0, le=300)] = 20.0
+    # A reconnecting client gets at most this many missed events, then a gap signal.
+    gateway_catch_up_limit: Annotated[int, Field(ge=1, le=100_000)] = 1_000
     # A cache call slower than this counts as a failure (the read goes to the database).
     cache_timeout_ms: Annotated[int, Field(ge=1, le=60_000)] = 100
     # Entries the in-process cache keeps (least recently used go first).

@@ -341,3 +341,59 @@ async def test_open_bus_picks_the_bus_by_url_scheme(url: str, kind: type) -> Non
 def test_open_bus_refuses_an_unknown_scheme() -> None:
     with pytest.raises(ConfigurationError, match="kafka"):
         open_bus("kafka://127.0.0.1:9092")
+
+
+# -- taps: the live fan-out view the gateway reads -------------------------------------
+
+
+async def tapped(tap: AsyncIterator[Envelope], count: int) -> list[Envelope]:
+    """The next ``count`` envelopes of a tap, failing after WAIT seconds without one."""
+    iterator = aiter(tap)
+    return [await asyncio.wait_for(anext(iterator), WAIT) for _ in range(count)]
+
+
+async def test_a_tap_sees_what_is_published_after_it_opened_and_nothing_before(bus: Bus) -> None:
+    before = event(n=0)
+    await bus.publish_many([before])
+    tap = await bus.tap(">")
+    try:
+        after = [event(n=n) for n in range(1, 5)]
+        await bus.publish_many(after[:2])
+        await bus.publish_many(after[2:])
+        received = await tapped(tap, 4)
+    finally:
+        await tap.aclose()
+    assert received == after
+
+
+async def test_every_tap_sees_every_event_and_only_its_pattern(bus: Bus) -> None:
+    everything, finance = await bus.tap(">"), await bus.tap("finance.*.completed")
+    try:
+        published = [event(t, n) for n, t in enumerate(TYPES)]
+        await bus.publish_many(published)
+        assert await tapped(everything, len(TYPES)) == published
+        wanted = [e for e in published if e.type == "finance.transaction.completed"]
+        assert await tapped(finance, len(wanted)) == wanted
+        # The subscribers of durable names are not affected by taps, nor the reverse.
+        async with aclosing(bus.subscribe("ledger", ">")) as deliveries:
+            received = await take(deliveries, len(published))
+            for delivery in received:
+                await delivery.ack()
+        assert ids(received) == ids(published)
+    finally:
+        await everything.aclose()
+        await finance.aclose()
+
+
+async def test_a_closed_tap_ends_its_iteration(bus: Bus) -> None:
+    tap = await bus.tap(">")
+    reading = asyncio.ensure_future(tapped(tap, 1))
+    await asyncio.sleep(0.1)
+    await tap.aclose()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(reading, WAIT)
+
+
+async def test_a_tap_refuses_a_malformed_pattern(bus: Bus) -> None:
+    with pytest.raises(InvalidInput):
+        await bus.tap("finance..>")

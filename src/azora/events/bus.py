@@ -11,6 +11,9 @@ durable, named consumers:
   and one subject pattern (``finance.*``, ``finance.>``, exact names; NATS semantics).
   Two subscriptions with the same consumer name share the work (each delivery goes to
   one of them); a delivery that is not acknowledged comes back (at least once).
+- :meth:`Bus.tap` is the live, fan-out view the Socket.IO gateway needs: every tap sees
+  every matching envelope stored after it was opened, in order per subject, with no
+  acknowledgement and no history. Each gateway process opens one.
 """
 
 from __future__ import annotations
@@ -33,6 +36,22 @@ class Delivery:
     ack: Callable[[], Awaitable[None]]
     #: Not done: deliver it again after ``delay`` seconds.
     nak: Callable[[float], Awaitable[None]]
+
+
+class Tap(Protocol):
+    """A live view of the bus (see :meth:`Bus.tap`); iterate it, then close it."""
+
+    def __aiter__(self) -> AsyncIterator[Envelope]:
+        """The envelopes in the order the tap received them; ends when it is closed.
+
+        Raises:
+            BusUnavailable: the broker went away for good (the tap is closed).
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Stop receiving; iteration ends."""
+        ...
 
 
 class Bus(Protocol):
@@ -64,6 +83,21 @@ class Bus(Protocol):
         """
         ...
 
+    async def tap(self, pattern: str) -> Tap:
+        """A live view of the envelopes matching ``pattern``, from the moment this returns.
+
+        Once it has returned, every envelope the bus stores afterwards and that matches
+        is delivered to the tap, in order per subject; earlier ones never are. A tap is
+        not durable and needs no acknowledgement. An envelope may, rarely, come twice
+        (published again outside the broker's de-duplication window): readers that must
+        not repeat themselves keep the ids they have seen.
+
+        Raises:
+            InvalidPattern: a malformed pattern.
+            BusUnavailable: the broker cannot be reached.
+        """
+        ...
+
     async def aclose(self) -> None:
-        """Release connections; pending subscriptions end."""
+        """Release connections; pending subscriptions and taps end."""
         ...

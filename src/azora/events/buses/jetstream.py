@@ -7,7 +7,10 @@ brings its configuration up to date. Publishing sends each envelope with
 ``Nats-Msg-Id`` = its event id, so JetStream drops a copy published again within
 ``duplicate_window``, and waits for every PubAck. A consumer name is a durable pull
 consumer filtered on ``azora.events.<pattern>`` with explicit acks; ``num_delivered``
-becomes the delivery's ``attempt``.
+becomes the delivery's ``attempt``. A tap is an ordered push consumer (ephemeral, no
+acknowledgements, delivering new messages only): the client library recreates it from the
+last stream sequence it saw after a gap or a reconnection, so a tap neither misses nor
+repeats what the stream stored, and JetStream's de-duplication applies to it too.
 
 The connection is made on first use, not when the object is built, and nats-py keeps
 reconnecting after a drop; while the server is away publishing raises BusUnavailable.
@@ -38,6 +41,7 @@ from nats.js.api import (
 from azora.errors import InvalidInput
 from azora.events.bus import Delivery
 from azora.events.buses.names import validate_consumer
+from azora.events.buses.tap import QueueTap
 from azora.events.envelope import Envelope
 from azora.events.errors import BusUnavailable
 from azora.events.patterns import validate_pattern
@@ -89,6 +93,7 @@ class NatsBus:
         self._client: Client | None = None
         self._context: JetStreamContext | None = None
         self._lock = asyncio.Lock()
+        self._taps: set[QueueTap] = set()
         self._closed = False
 
     def subject(self, event_type: str) -> str:
@@ -214,6 +219,46 @@ class NatsBus:
             if not self._closed:
                 await subscription.unsubscribe()
 
+    async def tap(self, pattern: str) -> QueueTap:
+        """A live view of the envelopes matching ``pattern`` stored from now on.
+
+        Raises:
+            InvalidPattern: a malformed pattern.
+            BusUnavailable: the server cannot be reached.
+        """
+        filter_subject = self.subject(validate_pattern(pattern))
+        context = await self._jetstream()
+
+        async def stop() -> None:
+            self._taps.discard(tap)
+            if not self._closed:
+                try:
+                    await subscription.unsubscribe()
+                except _FAILURES as exc:
+                    log.info("could not end a NATS tap: %s", exc)
+
+        tap = QueueTap(stop)
+
+        async def receive(message: Msg) -> None:
+            try:
+                tap.put(Envelope.model_validate_json(message.data))
+            except ValueError:
+                log.error("a message on %s is not an event envelope", message.subject)
+
+        try:
+            subscription = await context.subscribe(
+                filter_subject,
+                stream=self._stream,
+                cb=receive,
+                ordered_consumer=True,
+                deliver_policy=DeliverPolicy.NEW,
+                idle_heartbeat=5.0,
+            )
+        except _FAILURES as exc:
+            raise BusUnavailable(f"tapping NATS stream {self._stream} failed: {exc}") from exc
+        self._taps.add(tap)
+        return tap
+
     async def _ensure_consumer(
         self, context: JetStreamContext, consumer: str, filter_subject: str
     ) -> None:
@@ -268,8 +313,11 @@ class NatsBus:
                 log.info("could not hand back a NATS delivery: %s", exc)
 
     async def aclose(self) -> None:
-        """Close the connection; subscriptions end at their next pull."""
+        """Close the connection; subscriptions end at their next pull, taps at once."""
         self._closed = True
+        for tap in self._taps:
+            tap.end()
+        self._taps.clear()
         async with self._lock:
             client, self._client, self._context = self._client, None, None
         if client is not None and not client.is_closed:

@@ -4,7 +4,8 @@ One append-only log per bus object (so per process), de-duplicated by event id. 
 durable consumer name keeps an offset into it and a table of deliveries awaiting their
 acknowledgement; subscribers of one name take turns on them. A delivery that is not
 settled within ``ack_wait`` seconds, that is nak'd (after its delay) or whose subscriber
-goes away comes back with ``attempt`` one higher. Nothing survives the process.
+goes away comes back with ``attempt`` one higher. A tap receives each new envelope as it
+is appended. Nothing survives the process.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from azora.errors import InvalidInput
 from azora.events.bus import Delivery
 from azora.events.buses.names import validate_consumer
+from azora.events.buses.tap import QueueTap
 from azora.events.envelope import Envelope
 from azora.events.errors import BusUnavailable
 from azora.events.patterns import matches, validate_pattern
@@ -69,6 +71,7 @@ class MemoryBus:
         self._ids: set[uuid.UUID] = set()
         self._groups: dict[str, _Group] = {}
         self._changed = asyncio.Event()
+        self._taps: dict[QueueTap, str] = {}  # open tap -> its pattern
         self._closed = False
 
     def _notify(self) -> None:
@@ -87,7 +90,28 @@ class MemoryBus:
             if envelope.id not in self._ids:
                 self._ids.add(envelope.id)
                 self._log.append(envelope)
+                for tap, pattern in self._taps.items():
+                    if matches(pattern, envelope.type):
+                        tap.put(envelope)
         self._notify()
+
+    async def tap(self, pattern: str) -> QueueTap:
+        """A live view of the envelopes matching ``pattern`` appended from now on.
+
+        Raises:
+            InvalidPattern: a malformed pattern.
+            BusUnavailable: the bus is closed.
+        """
+        validate_pattern(pattern)
+        if self._closed:
+            raise BusUnavailable("the in-process event bus is closed")
+
+        async def forget() -> None:
+            self._taps.pop(tap, None)
+
+        tap = QueueTap(forget)
+        self._taps[tap] = pattern
+        return tap
 
     async def subscribe(self, consumer: str, pattern: str) -> AsyncIterator[Delivery]:
         """Deliveries for ``consumer`` from the start of the log (a new name sees history).
@@ -151,6 +175,9 @@ class MemoryBus:
         return ack, nak
 
     async def aclose(self) -> None:
-        """End every subscription; later publishes raise BusUnavailable."""
+        """End every subscription and tap; later publishes raise BusUnavailable."""
         self._closed = True
+        for tap in list(self._taps):
+            tap.end()
+        self._taps.clear()
         self._notify()

@@ -16,7 +16,10 @@ window). A delivery not acknowledged within ``ack_wait`` is taken over by the ne
 subscriber of the group that asks (``XAUTOCLAIM``); ``nak(delay)`` rewinds the entry's
 idle time so that happens after ``delay`` (at most ``ack_wait``: a longer delay is cut
 to it). The delivery count of the pending entry (``XPENDING``) is the ``attempt``.
-``key_prefix`` isolates one bus's keys from another's (tests use their own).
+``key_prefix`` isolates one bus's keys from another's (tests use their own). A tap is a
+task of its own reading the stream with ``XREAD`` from the entry that was last when the
+tap opened, so it neither misses nor repeats what the stream holds, across reconnections
+too (as long as the entries are not trimmed away meanwhile).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from redis.typing import StreamIdT
 from azora.errors import InvalidInput
 from azora.events.bus import Delivery
 from azora.events.buses.names import validate_consumer
+from azora.events.buses.tap import QueueTap
 from azora.events.envelope import Envelope
 from azora.events.errors import BusUnavailable
 from azora.events.patterns import matches, validate_pattern
@@ -106,6 +110,7 @@ class RedisStreamsBus:
             retry=Retry(NoBackoff(), 0),
         )
         self._add_once = self._client.register_script(_ADD_ONCE)
+        self._taps: set[QueueTap] = set()
         self._closed = False
 
     async def publish_many(self, envelopes: Sequence[Envelope]) -> None:
@@ -167,6 +172,57 @@ class RedisStreamsBus:
         finally:
             if not self._closed:
                 await self._release(consumer, me, list(held))
+
+    async def tap(self, pattern: str) -> QueueTap:
+        """A live view of the entries matching ``pattern`` added from now on.
+
+        A lost connection is retried every second; the tap resumes after the last entry
+        it saw.
+
+        Raises:
+            InvalidPattern: a malformed pattern.
+            BusUnavailable: Redis cannot be reached.
+        """
+        validate_pattern(pattern)
+        if self._closed:
+            raise BusUnavailable("the Redis event bus is closed")
+        try:
+            info: dict[str, Any] = await self._client.xinfo_stream(self.stream)
+            last = str(info["last-generated-id"])
+        except redis.exceptions.ResponseError:
+            last = "0-0"  # no stream yet: everything added will be new
+        except _FAILURES as exc:
+            raise BusUnavailable(f"tapping Redis stream {self.stream} failed: {exc}") from exc
+        reader: asyncio.Task[None] | None = None
+
+        async def stop() -> None:
+            self._taps.discard(tap)
+            if reader is not None:
+                reader.cancel()
+
+        tap = QueueTap(stop)
+        reader = asyncio.create_task(self._read_tap(tap, pattern, last))
+        self._taps.add(tap)
+        return tap
+
+    async def _read_tap(self, tap: QueueTap, pattern: str, last: str) -> None:
+        while not self._closed and not tap.closed:
+            try:
+                read: Any = await self._client.xread(
+                    {self.stream: last}, count=256, block=self._block_ms
+                )
+            except _FAILURES as exc:
+                if self._closed:
+                    return
+                log.warning("Redis tap lost its connection (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+                continue
+            _honour_cancellation()
+            for _, entries in read:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    if fields and matches(pattern, fields["type"]):
+                        tap.put(Envelope.model_validate_json(fields["data"]))
 
     async def _ensure_group(self, consumer: str, pattern: str) -> None:
         await self._client.hsetnx(self._patterns, consumer, pattern)
@@ -268,6 +324,8 @@ class RedisStreamsBus:
             log.info("could not hand back Redis deliveries: %s", exc)
 
     async def aclose(self) -> None:
-        """Close the connections; subscriptions end at their next read."""
+        """Close the connections; subscriptions end at their next read, taps at once."""
         self._closed = True
+        for tap in list(self._taps):
+            await tap.aclose()
         await self._client.aclose()

@@ -1,0 +1,227 @@
+"""Who gets which event: the gateway's routing tables, fed by one tap on the bus.
+
+A :class:`Hub` lives in one gateway process and knows only that process's clients. It
+reads every event from a :class:`~azora.events.bus.Tap` opened on ``>`` before the
+server accepts its first connection, and hands each event to:
+
+- the clients of the event's ``subject`` (a user's own events, whatever they
+  subscribed to), and
+- for a public event (no subject), the clients that subscribed to a pattern matching
+  its type.
+
+Nothing else: a user-scoped event never goes to anybody but its user, however broad the
+patterns another client subscribed to.
+
+Why nothing published after a subscription is answered can be missed: the tap is live
+before any client connects, and every change of the tables (:meth:`Hub.join`,
+:meth:`Hub.subscribe`) is synchronous, so it takes effect before the answer is sent. An
+event published after the answer reaches the tap after it, and finds the subscription
+there.
+
+Reconnection. A client that sends the last event id it saw first *catches up*: from the
+moment it joins, the events routed to it are held in its buffer while the gateway
+fetches what it missed (:mod:`azora.gateway.history`); the missed events go out first,
+then the buffer without the ids already sent, then the client is live. The hub keeps the
+most recent events it routed (``recent``) so a catch-up also covers the events that are
+on the bus but not yet in the history the relay archives. Duplicates from the bus (an
+event published again by a relay that crashed before marking it) are dropped by id.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from azora.events.bus import Tap
+from azora.events.envelope import Envelope
+from azora.events.patterns import matches, validate_pattern
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K")
+
+#: Sends one event to the given connections (Socket.IO session ids).
+Emit = Callable[[Envelope, list[str]], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class Connection:
+    """One connected client: its user, its public patterns, and its catch-up state."""
+
+    sid: str
+    user_id: uuid.UUID
+    patterns: set[str] = field(default_factory=set)
+    #: While True, events routed to this client wait in ``held`` (see the module docs).
+    catching_up: bool = False
+    held: list[Envelope] = field(default_factory=list)
+
+    def wants(self, envelope: Envelope) -> bool:
+        """True if this client may and asked to receive ``envelope``."""
+        if envelope.subject is not None:
+            return envelope.subject == self.user_id
+        return any(matches(pattern, envelope.type) for pattern in self.patterns)
+
+
+class Hub:
+    """The routing tables of one gateway process (see the module docstring).
+
+    ``emit`` delivers one event to a list of connections; ``recent`` is how many routed
+    events are kept for catch-ups; ``remember`` how many event ids are kept to drop
+    duplicates.
+    """
+
+    def __init__(self, emit: Emit, *, recent: int = 10_000, remember: int = 100_000) -> None:
+        self._emit = emit
+        self.connections: dict[str, Connection] = {}
+        self._by_user: dict[uuid.UUID, dict[str, Connection]] = {}
+        self._by_pattern: dict[str, dict[str, Connection]] = {}
+        self._recent: deque[Envelope] = deque(maxlen=recent)
+        self._seen: OrderedDict[uuid.UUID, None] = OrderedDict()
+        self._remember = remember
+        self.routed = 0
+
+    # -- the tables (synchronous: a change is in effect when the call returns) --------
+
+    def join(
+        self, sid: str, user_id: uuid.UUID, patterns: Iterable[str] = (), *, catching_up: bool
+    ) -> Connection:
+        """Register a connection of ``user_id``; it receives that user's events from now on.
+
+        With ``catching_up`` its events are held until :meth:`finish_catch_up`.
+
+        Raises:
+            InvalidPattern: a malformed pattern (nothing is registered).
+        """
+        wanted = {validate_pattern(pattern) for pattern in patterns}
+        connection = Connection(sid, user_id, catching_up=catching_up)
+        self.connections[sid] = connection
+        self._by_user.setdefault(user_id, {})[sid] = connection
+        self._add_patterns(connection, wanted)
+        return connection
+
+    def leave(self, sid: str) -> None:
+        """Forget a connection (nothing more is sent to it); unknown sids are ignored."""
+        connection = self.connections.pop(sid, None)
+        if connection is None:
+            return
+        self._drop(self._by_user, connection.user_id, sid)
+        for pattern in connection.patterns:
+            self._drop(self._by_pattern, pattern, sid)
+
+    def subscribe(self, sid: str, patterns: Iterable[str]) -> list[str]:
+        """Add public patterns to a connection; its full pattern list, sorted.
+
+        Raises:
+            KeyError: no such connection.
+            InvalidPattern: a malformed pattern (nothing is added).
+        """
+        connection = self.connections[sid]
+        self._add_patterns(connection, {validate_pattern(pattern) for pattern in patterns})
+        return sorted(connection.patterns)
+
+    def unsubscribe(self, sid: str, patterns: Iterable[str]) -> list[str]:
+        """Remove patterns from a connection (unknown ones are ignored); what is left.
+
+        Raises:
+            KeyError: no such connection.
+        """
+        connection = self.connections[sid]
+        for pattern in set(patterns) & connection.patterns:
+            connection.patterns.discard(pattern)
+            self._drop(self._by_pattern, pattern, sid)
+        return sorted(connection.patterns)
+
+    def _add_patterns(self, connection: Connection, patterns: set[str]) -> None:
+        for pattern in patterns - connection.patterns:
+            connection.patterns.add(pattern)
+            self._by_pattern.setdefault(pattern, {})[connection.sid] = connection
+
+    @staticmethod
+    def _drop(table: dict[K, dict[str, Connection]], key: K, sid: str) -> None:
+        members = table.get(key)
+        if members is not None:
+            members.pop(sid, None)
+            if not members:
+                del table[key]
+
+    # -- routing ------------------------------------------------------------------------
+
+    def recipients(self, envelope: Envelope) -> list[Connection]:
+        """The connections ``envelope`` goes to (each once)."""
+        if envelope.subject is not None:
+            return list(self._by_user.get(envelope.subject, {}).values())
+        found: dict[str, Connection] = {}
+        for pattern, members in self._by_pattern.items():
+            if matches(pattern, envelope.type):
+                found.update(members)
+        return list(found.values())
+
+    async def route(self, envelope: Envelope) -> None:
+        """Send ``envelope`` to its live recipients and hold it for those catching up.
+
+        An id routed before (within ``remember``) is dropped.
+        """
+        if envelope.id in self._seen:
+            return
+        self._seen[envelope.id] = None
+        if len(self._seen) > self._remember:
+            self._seen.popitem(last=False)
+        self._recent.append(envelope)
+        self.routed += 1
+        live: list[str] = []
+        for connection in self.recipients(envelope):
+            if connection.catching_up:
+                connection.held.append(envelope)
+            else:
+                live.append(connection.sid)
+        if live:
+            await self._emit(envelope, live)
+
+    async def run(self, tap: Tap) -> None:
+        """Route every event of ``tap`` until it ends; a failing send is logged, not fatal."""
+        async for envelope in tap:
+            try:
+                await self.route(envelope)
+            except Exception:  # one bad send must not stop the gateway
+                log.exception("routing event %s failed", envelope.id)
+
+    # -- catching up --------------------------------------------------------------------
+
+    def recent_for(self, connection: Connection, after: uuid.UUID | None) -> list[Envelope]:
+        """The recent events ``connection`` wants, routed after the event ``after``.
+
+        Returns ``[]`` when ``after`` is not among the recent events.
+        """
+        recent = list(self._recent)
+        position = next((i for i, e in enumerate(recent) if e.id == after), None)
+        if position is None:
+            return []
+        return [e for e in recent[position + 1 :] if connection.wants(e)]
+
+    def knows(self, event_id: uuid.UUID) -> bool:
+        """True if ``event_id`` is among the recent events (its successors are known)."""
+        return any(e.id == event_id for e in self._recent)
+
+    def recent_wanted(self, connection: Connection) -> list[Envelope]:
+        """Every recent event ``connection`` wants, in the order they were routed."""
+        return [e for e in self._recent if connection.wants(e)]
+
+    async def finish_catch_up(self, connection: Connection, missed: Sequence[Envelope]) -> None:
+        """Send ``missed``, then what was held meanwhile (without repeats); then go live.
+
+        Does nothing if the connection has left.
+        """
+        sent: set[uuid.UUID] = set()
+        backlog = list(missed)
+        while backlog:
+            for envelope in backlog:
+                if envelope.id not in sent and connection.sid in self.connections:
+                    sent.add(envelope.id)
+                    await self._emit(envelope, [connection.sid])
+            # Events routed while those were sent were held; they go next.
+            backlog, connection.held = connection.held, []
+        connection.catching_up = False

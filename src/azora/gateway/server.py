@@ -1,0 +1,308 @@
+"""The gateway's ASGI application: Socket.IO for live events, plus two HTTP routes.
+
+The Socket.IO protocol, for a client (python-socketio, socket.io-client, ...):
+
+- **Connect** with ``auth = {"token": ACCESS_TOKEN}``; optionally ``"subscribe":
+  [PATTERN, ...]`` (public event patterns, as in ``subscribe`` below) and
+  ``"last_event_id": ID`` when reconnecting. A missing, expired, revoked or forged
+  token is refused (``connect_error``) with ``{"message": ..., "data": {"code":
+  "unauthorized"}}``, a malformed request with the code ``invalid_request``. The
+  connection joins its user: every event whose subject is that user is pushed to it,
+  under the event's type as the Socket.IO event name, with the envelope (EVENTS.md) as
+  its data.
+- With ``last_event_id`` the client first receives what it missed (see
+  :mod:`azora.gateway.history`): a ``gap`` event ``{"reason": "expired"|"truncated",
+  "since": ID}`` if the history cannot give all of it, the missed events, then
+  ``caught_up`` ``{"count": N}``; live events follow, none twice.
+- ``subscribe`` / ``unsubscribe`` with ``{"patterns": [...]}`` add or remove public
+  patterns (``finance.*``, ``system.>``, exact names). The answer (the Socket.IO ack)
+  ``{"ok": true, "patterns": [...]}`` is sent only once the subscription is live, so no
+  event published after it can be missed. Patterns select public events only: another
+  user's events are never sent, and asking for a room or another user is refused
+  (``{"ok": false, "error": {"code": "forbidden", ...}}``).
+- Heartbeats are Engine.IO's pings (``AZORA_GATEWAY_PING_INTERVAL_S`` and
+  ``..._TIMEOUT_S``): a client that stops answering is dropped.
+
+HTTP on the same server: ``GET /health`` (databases, bus, connections; 503 when a
+database is down) and ``GET /events/types`` (every event type with its payload's JSON
+Schema).
+
+Several gateway processes can serve behind one bus: each opens its own tap and serves
+its own connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import uuid
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import socketio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from azora import __version__
+from azora.auth.service import AuthService
+from azora.catalog import SERVICES
+from azora.db.engines import Databases
+from azora.db.health import check_databases
+from azora.errors import AzoraError, InvalidInput
+from azora.events.bus import Bus, Tap
+from azora.events.catalog import CATALOG
+from azora.events.envelope import Envelope
+from azora.gateway.history import catch_up
+from azora.gateway.hub import Connection, Hub
+from azora.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_MAX_PATTERNS = 64
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn serving a gateway's ASGI app; :attr:`ready` is set once it listens.
+
+    ``port`` 0 picks a free port (see :attr:`port`). The gateway itself (its tap) must be
+    started around :meth:`serve`.
+    """
+
+    def __init__(self, gateway: Gateway, host: str, port: int) -> None:
+        super().__init__(
+            uvicorn.Config(
+                gateway.asgi,
+                host=host,
+                port=port,
+                lifespan="off",
+                log_level="warning",
+                ws="websockets-sansio",
+                access_log=False,
+            )
+        )
+        self.ready = asyncio.Event()
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (once :attr:`ready`)."""
+        port: int = self.servers[0].sockets[0].getsockname()[1]
+        return port
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start listening, then set :attr:`ready` (not if binding failed)."""
+        await super().startup(sockets)
+        if not self.should_exit:
+            self.ready.set()
+
+
+class Gateway:
+    """One gateway process: the hub, its tap on ``bus``, and the ASGI app :attr:`asgi`.
+
+    Use it as an async context manager (or :meth:`start` / :meth:`stop`) around serving
+    :attr:`asgi`: the tap opens before the first connection is accepted.
+    """
+
+    def __init__(
+        self, databases: Databases, bus: Bus, auth: AuthService, settings: Settings
+    ) -> None:
+        self._databases = databases
+        self._bus = bus
+        self._auth = auth
+        self._catch_up_limit = settings.gateway_catch_up_limit
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi",
+            cors_allowed_origins=list(settings.gateway_cors_origins),
+            ping_interval=settings.gateway_ping_interval_s,
+            ping_timeout=settings.gateway_ping_timeout_s,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.hub = Hub(self._emit)
+        self._tap: Tap | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._register_handlers()
+        http = Starlette(
+            routes=[
+                Route("/health", self._health, methods=["GET"]),
+                Route("/events/types", self._types, methods=["GET"]),
+            ]
+        )
+        self.asgi = socketio.ASGIApp(self.sio, other_asgi_app=http)
+
+    async def start(self) -> None:
+        """Open the tap and start routing; connections are served correctly from now on.
+
+        Raises:
+            BusUnavailable: the bus cannot be reached.
+        """
+        self._tap = await self._bus.tap(">")
+        self._task = asyncio.create_task(self.hub.run(self._tap), name="gateway-hub")
+
+    async def stop(self) -> None:
+        """Disconnect every client and close the tap."""
+        for sid in list(self.hub.connections):
+            with contextlib.suppress(Exception):  # a client already gone
+                await self.sio.disconnect(sid)
+        if self._tap is not None:
+            await self._tap.aclose()
+        if self._task is not None:
+            with contextlib.suppress(Exception):  # ended by the closed tap
+                await self._task
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- Socket.IO ----------------------------------------------------------------------
+
+    def _register_handlers(self) -> None:
+        self.sio.on("connect", self._connect)
+        self.sio.on("disconnect", self._disconnect)
+        self.sio.on("subscribe", self._subscribe)
+        self.sio.on("unsubscribe", self._unsubscribe)
+
+    async def _emit(self, envelope: Envelope, sids: list[str]) -> None:
+        data = envelope.model_dump(mode="json")
+        await self.sio.emit(envelope.type, data, to=sids[0] if len(sids) == 1 else sids)
+
+    async def _connect(self, sid: str, environ: Mapping[str, Any], auth: Any) -> None:
+        if not isinstance(auth, Mapping) or not isinstance(auth.get("token"), str):
+            raise _refused("unauthorized", "connect with auth={'token': ACCESS_TOKEN}")
+        try:
+            principal = await self._auth.verify_access_token(auth["token"])
+        except AzoraError as error:
+            raise _refused("unauthorized", error.message) from None
+        try:
+            patterns = _patterns(auth.get("subscribe", []))
+            after = _event_id(auth.get("last_event_id"))
+            connection = self.hub.join(
+                sid, principal.user_id, patterns, catching_up=after is not None
+            )
+        except AzoraError as error:
+            raise _refused("invalid_request", error.message) from None
+        if after is not None:
+            self.sio.start_background_task(self._catch_up, connection, after)
+
+    async def _catch_up(self, connection: Connection, after: uuid.UUID) -> None:
+        try:
+            missed = await catch_up(
+                self._databases, self.hub, connection, after, limit=self._catch_up_limit
+            )
+        except Exception:
+            log.exception("catch-up for %s failed", connection.sid)
+            await self.sio.emit(
+                "gap", {"reason": "unavailable", "since": str(after)}, to=connection.sid
+            )
+            await self.hub.finish_catch_up(connection, [])
+            return
+        if missed.gap is not None:
+            await self.sio.emit(
+                "gap", {"reason": str(missed.gap), "since": str(after)}, to=connection.sid
+            )
+        await self.hub.finish_catch_up(connection, missed.events)
+        await self.sio.emit("caught_up", {"count": len(missed.events)}, to=connection.sid)
+
+    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        self.hub.leave(sid)
+
+    async def _subscribe(self, sid: str, data: Any) -> dict[str, Any]:
+        return self._change(sid, data, self.hub.subscribe)
+
+    async def _unsubscribe(self, sid: str, data: Any) -> dict[str, Any]:
+        return self._change(sid, data, self.hub.unsubscribe)
+
+    def _change(self, sid: str, data: Any, change: Any) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            return _refusal("invalid_input", "send {'patterns': [PATTERN, ...]}")
+        if set(data) - {"patterns"}:
+            return _refusal(
+                "forbidden",
+                "only public event patterns can be subscribed to; "
+                "your own events come to you without asking",
+            )
+        try:
+            patterns = _patterns(data.get("patterns"))
+            current: list[str] = change(sid, patterns)
+        except AzoraError as error:
+            return _refusal(error.code, error.message)
+        except KeyError:
+            return _refusal("not_connected", "this connection is not registered")
+        return {"ok": True, "patterns": current}
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    async def _health(self, request: Request) -> JSONResponse:
+        specs = list(SERVICES.values())
+        results = await check_databases(self._databases, [s.migrations for s in specs])
+        up = all(r.up for r in results)
+        body = {
+            "status": "ok" if up else "degraded",
+            "version": __version__,
+            "databases": {
+                str(r.service): {"up": r.up, "latency_ms": r.latency_ms, "revision": r.revision}
+                for r in results
+            },
+            "bus": {"tapping": self._task is not None and not self._task.done()},
+            "connections": len(self.hub.connections),
+            "events_routed": self.hub.routed,
+        }
+        return JSONResponse(body, status_code=200 if up else 503)
+
+    async def _types(self, request: Request) -> JSONResponse:
+        types = [
+            {
+                "name": name,
+                "audience": str(CATALOG.get(name).audience),
+                "version": CATALOG.get(name).version,
+                "description": CATALOG.get(name).description,
+                "schema": CATALOG.get(name).json_schema(),
+            }
+            for name in CATALOG.names()
+        ]
+        return JSONResponse({"types": types})
+
+
+def _patterns(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise InvalidInput("patterns must be a list of strings, e.g. ['system.>']")
+    if len(value) > _MAX_PATTERNS:
+        raise InvalidInput(f"at most {_MAX_PATTERNS} patterns per connection")
+    return value
+
+
+def _event_id(value: Any) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        event_id = uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidInput(f"last_event_id must be an event id, not {value!r}") from None
+    if event_id.version != 7:
+        raise InvalidInput("last_event_id must be an event id (a UUIDv7)")
+    return event_id
+
+
+def _refused(code: str, message: str) -> Exception:
+    # The client receives {"message": message, "data": {"code": code}}.
+    refusal: Exception = socketio.exceptions.ConnectionRefusedError(message, {"code": code})
+    return refusal
+
+
+def _refusal(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
