@@ -4,7 +4,7 @@ PYTHON ?= python3
 .PHONY: help run test lint
 help:  ## list the tasks
 	@$(PYTHON) scripts/dev.py help
-run:  ## set up, seed and check the embedded databases
+run:  ## set up and seed the embedded databases, then serve live events
 	@$(PYTHON) scripts/dev.py run
 test:  ## run the test suite
 	@$(PYTHON) scripts/dev.py test

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The project's task entry: bootstraps ``.venv`` from the lock file, then runs a task.
 
-    python3 scripts/dev.py run     # set up, seed and check the embedded databases
+    python3 scripts/dev.py run     # set up and seed the embedded databases, then serve (azora serve)
     python3 scripts/dev.py test    # the test suite (pytest; extra arguments pass through)
     python3 scripts/dev.py lint    # ruff and mypy
     python3 scripts/dev.py help
@@ -25,7 +25,7 @@ STAMP = VENV / ".installed"
 INPUTS = (ROOT / "pyproject.toml", ROOT / "requirements.lock")
 
 TASKS = {
-    "run": "set up every database, load the development seed, print health and row counts",
+    "run": "set up and seed the databases (first run), then serve live events until Ctrl-C",
     "test": "run the test suite (arguments after `test` go to pytest)",
     "lint": "ruff check, ruff format --check and mypy --strict",
     "help": "show this list",
@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
         return 0 if task == "help" else 2
     ensure_environment()
     if task == "run":
-        return _exec([str(BIN / "azora"), "up", *rest])
+        return _exec([str(BIN / "azora"), "serve", *rest])
     if task == "test":
         return _exec([str(BIN / "pytest"), *rest])
     for command in (

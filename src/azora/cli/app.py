@@ -10,6 +10,7 @@ from azora.cli import audit, db, events, mint
 from azora.cli.render import health_table
 from azora.cli.runner import EXIT_ERROR, console, fail, run, settings
 from azora.cli.serve import serve
+from azora.cli.tail import tail
 from azora.db.engines import Databases
 from azora.db.health import check_databases
 from azora.db.urls import resolve_target
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(mint.app, name="mint")
 app.add_typer(audit.app, name="audit")
+events.app.command(name="tail")(tail)
 app.add_typer(events.app, name="events")
 app.command()(serve)
 

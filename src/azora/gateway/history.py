@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import and_, or_, select
 
@@ -36,12 +35,11 @@ from azora.db.engines import Databases
 from azora.db.scope import SERVICE, scoped_connection
 from azora.events.catalog import CATALOG
 from azora.events.envelope import Envelope
+from azora.events.history import RECORDS, from_record
 from azora.gateway.hub import Connection, Hub
-from azora.nexus.models import EventRecord
 from azora.types import ServiceName
 
 DEFAULT_SLACK = dt.timedelta(seconds=2)
-_RECORDS = EventRecord.__table__
 
 
 class Gap(StrEnum):
@@ -97,20 +95,20 @@ async def catch_up(
     if hub.knows(after):
         return _bounded(hub.recent_for(connection, after), None, limit)
     bound = id_floor(id_time(after) - slack)
-    who = _RECORDS.c.subject_user_id == connection.user_id
+    who = RECORDS.c.subject_user_id == connection.user_id
     types = public_types(sorted(connection.patterns))
     if types:
-        who = or_(who, and_(_RECORDS.c.subject_user_id.is_(None), _RECORDS.c.type.in_(types)))
+        who = or_(who, and_(RECORDS.c.subject_user_id.is_(None), RECORDS.c.type.in_(types)))
     query = (
-        select(_RECORDS)
-        .where(_RECORDS.c.event_id > bound, who)
-        .order_by(_RECORDS.c.event_id.desc())
+        select(RECORDS)
+        .where(RECORDS.c.event_id > bound, who)
+        .order_by(RECORDS.c.event_id.desc())
         .limit(limit + 1)
     )
     async with scoped_connection(databases.engine(ServiceName.NEXUS), SERVICE) as db:
         rows = list(await db.execute(query))
-        oldest = await db.scalar(select(_RECORDS.c.event_id).order_by(_RECORDS.c.event_id).limit(1))
-    found = {row.event_id: _envelope(row) for row in rows}
+        oldest = await db.scalar(select(RECORDS.c.event_id).order_by(RECORDS.c.event_id).limit(1))
+    found = {row.event_id: from_record(row) for row in rows}
     for envelope in hub.recent_wanted(connection):
         if envelope.id > bound:
             found.setdefault(envelope.id, envelope)
@@ -125,14 +123,3 @@ def _bounded(events: list[Envelope], gap: Gap | None, limit: int) -> CatchUp:
     if len(events) > limit:
         return CatchUp(events[-limit:], Gap.TRUNCATED)
     return CatchUp(events, gap)
-
-
-def _envelope(row: Any) -> Envelope:
-    return Envelope(
-        id=row.event_id,
-        type=row.type,
-        source=row.source,
-        subject=row.subject_user_id,
-        payload=row.payload,
-        occurred_at=row.occurred_at,
-    )
