@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # not answered within the timeout.
     gateway_ping_interval_s: Annotated[float, Field(gt=0, le=300)] = 25.0
     gateway_ping_timeout_s: Annotated[float, Field(gt=0, le=300)] = 20.0
+    # How often open connections are checked again: an expired access token or a revoked
+    # session ends the connection (the client refreshes its token and reconnects).
+    gateway_reverify_s: Annotated[float, Field(gt=0, le=3_600)] = 30.0
     # A reconnecting client gets at most this many missed events, then a gap signal.
     gateway_catch_up_limit: Annotated[int, Field(ge=1, le=100_000)] = 1_000
     # A cache call slower than this counts as a failure (the read goes to the database).

@@ -22,6 +22,13 @@ The Socket.IO protocol, for a client (python-socketio, socket.io-client, ...):
   (``{"ok": false, "error": {"code": "forbidden", ...}}``).
 - Heartbeats are Engine.IO's pings (``AZORA_GATEWAY_PING_INTERVAL_S`` and
   ``..._TIMEOUT_S``): a client that stops answering is dropped.
+- A connection lives as long as its access token and its session: every
+  ``AZORA_GATEWAY_REVERIFY_S`` the gateway checks each connection's token again (through
+  the auth cache) and ends those whose token expired or whose session was revoked, after
+  a ``session_ended`` event ``{"reason": "token_expired"|"session_revoked"|...}``. A
+  client keeps its connection by sending ``authenticate`` ``{"token": NEW_TOKEN}`` (the
+  same user's fresher token) before the old one expires, or reconnects with
+  ``last_event_id`` and loses nothing.
 
 HTTP on the same server: ``GET /health`` (databases, bus, connections; 503 when a
 database is down) and ``GET /events/types`` (every event type with its payload's JSON
@@ -115,6 +122,8 @@ class Gateway:
         self._bus = bus
         self._auth = auth
         self._catch_up_limit = settings.gateway_catch_up_limit
+        self._reverify_s = settings.gateway_reverify_s
+        self._tokens: dict[str, str] = {}  # sid -> the access token it presented last
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             cors_allowed_origins=list(settings.gateway_cors_origins),
@@ -126,6 +135,7 @@ class Gateway:
         self.hub = Hub(self._emit)
         self._tap: Tap | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._register_handlers()
         http = Starlette(
             routes=[
@@ -143,9 +153,12 @@ class Gateway:
         """
         self._tap = await self._bus.tap(">")
         self._task = asyncio.create_task(self.hub.run(self._tap), name="gateway-hub")
+        self._sweeper = asyncio.create_task(self._reverify_forever(), name="gateway-reverify")
 
     async def stop(self) -> None:
         """Disconnect every client and close the tap."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for sid in list(self.hub.connections):
             with contextlib.suppress(Exception):  # a client already gone
                 await self.sio.disconnect(sid)
@@ -174,6 +187,7 @@ class Gateway:
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("subscribe", self._subscribe)
         self.sio.on("unsubscribe", self._unsubscribe)
+        self.sio.on("authenticate", self._authenticate)
 
     async def _emit(self, envelope: Envelope, sids: list[str]) -> None:
         data = envelope.model_dump(mode="json")
@@ -194,6 +208,7 @@ class Gateway:
             )
         except AzoraError as error:
             raise _refused("invalid_request", error.message) from None
+        self._tokens[sid] = auth["token"]
         if after is not None:
             self.sio.start_background_task(self._catch_up, connection, after)
 
@@ -218,6 +233,48 @@ class Gateway:
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         self.hub.leave(sid)
+        self._tokens.pop(sid, None)
+
+    async def _authenticate(self, sid: str, data: Any) -> dict[str, Any]:
+        connection = self.hub.connections.get(sid)
+        token = data.get("token") if isinstance(data, Mapping) else None
+        if connection is None or not isinstance(token, str):
+            return _refusal("invalid_input", "send {'token': ACCESS_TOKEN}")
+        try:
+            principal = await self._auth.verify_access_token(token)
+        except AzoraError as error:
+            return _refusal(error.code, error.message)
+        if principal.user_id != connection.user_id:
+            return _refusal("forbidden", "a connection stays with the user it was opened for")
+        self._tokens[sid] = token
+        return {"ok": True, "expires_at": principal.expires_at.isoformat()}
+
+    async def reverify(self) -> int:
+        """Check every connection's token again; end those no longer valid. How many ended."""
+        ended = 0
+        for count, (sid, token) in enumerate(list(self._tokens.items()), start=1):
+            try:
+                await self._auth.verify_access_token(token)
+            except AzoraError as error:
+                ended += 1
+                with contextlib.suppress(Exception):  # the client may be gone already
+                    await self.sio.emit(
+                        "session_ended", {"reason": error.code, "message": error.message}, to=sid
+                    )
+                    await self.sio.disconnect(sid)
+                self.hub.leave(sid)
+                self._tokens.pop(sid, None)
+            if count % 500 == 0:
+                await asyncio.sleep(0)  # let events flow between batches
+        return ended
+
+    async def _reverify_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._reverify_s)
+            try:
+                await self.reverify()
+            except Exception:  # the next round tries again
+                log.exception("re-verifying the gateway's connections failed")
 
     async def _subscribe(self, sid: str, data: Any) -> dict[str, Any]:
         return self._change(sid, data, self.hub.subscribe)
