@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The project's task entry: bootstraps ``.venv`` from the lock file, then runs a task.
 
-    python3 scripts/dev.py run     # set up and seed the embedded databases, then serve (azora serve)
+    python3 scripts/dev.py run     # set up and seed the embedded databases, then azora serve
     python3 scripts/dev.py test    # the test suite (pytest; extra arguments pass through)
     python3 scripts/dev.py lint    # ruff and mypy
     python3 scripts/dev.py help

@@ -3,6 +3,8 @@ first run sets up and seeds, then it serves /health and Socket.IO until interrup
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 import os
 import re
@@ -11,12 +13,21 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+import socketio
 
+from azora.auth.passwords import Argon2Parameters, Passwords
+from azora.auth.service import AuthService
+from azora.db.engines import Databases
+from azora.gateway.history import id_floor
+from azora.settings import Settings
 from azora.types import ServiceName
 
+FAST = Argon2Parameters(time_cost=1, memory_cost_kib=1_024, parallelism=1)
 ANNOUNCE = re.compile(r"serving on (http://127\.0\.0\.1:\d+)")
 
 
@@ -86,3 +97,53 @@ def test_serve_sets_up_on_first_run_then_serves_and_stops_on_ctrl_c(tmp_path: Pa
         assert "the gateway only" in printed
     finally:
         assert _stop(again)[0] == 130
+
+
+async def _register_and_listen(data: Path, url: str) -> list[tuple[str, dict[str, Any]]]:
+    """Register a student in the served databases, connect as them, collect their events."""
+    since = id_floor(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    email = f"saga-{uuid.uuid4().hex[:8]}@example.org"
+    async with Databases(Settings(data_dir=data, env="development")) as databases:
+        auth = AuthService(databases, passwords=Passwords(FAST))
+        await auth.register(email, "a long enough passphrase", "Yaw Mensah")
+        signed = await auth.login(email, "a long enough passphrase", "127.0.0.1", "pytest")
+    received: list[tuple[str, dict[str, Any]]] = []
+    wanted = {"system.user.registered", "finance.wallet.created", "notification.created"}
+    done = asyncio.Event()
+
+    async def record(name: str, data: Any = None) -> None:
+        received.append((name, data))
+        if wanted <= {n for n, _ in received}:
+            done.set()
+
+    client = socketio.AsyncClient(reconnection=False)
+    client.on("*", record)
+    # From just before the registration: what was pushed before connecting comes from
+    # the history, the rest live.
+    await client.connect(
+        url,
+        auth={"token": signed.access_token, "last_event_id": str(since)},
+        transports=["websocket"],
+    )
+    try:
+        await asyncio.wait_for(done.wait(), 30)
+    finally:
+        await client.disconnect()
+    assert all(d["subject"] == str(signed.user_id) for n, d in received if n in wanted)
+    return received
+
+
+def test_serve_runs_the_registration_saga_and_pushes_it_to_the_new_users_socket(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    process = _start(data)
+    try:
+        url, _ = _served_url(process)
+        received = asyncio.run(_register_and_listen(data, url))
+    finally:
+        _stop(process)
+    names = [name for name, _ in received]
+    # Registration -> the mint opens the wallet, notifications says welcome; each once.
+    for name in ("system.user.registered", "finance.wallet.created", "notification.created"):
+        assert names.count(name) == 1, names

@@ -37,8 +37,8 @@ BROKEN_REVISION = '''"""create a table, then fail half-way"""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "9999"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -102,7 +102,8 @@ async def test_a_failing_migration_leaves_the_database_as_it_was(
     versions.mkdir()
     for script in HEALTH.versions.glob("*.py"):
         shutil.copy(script, versions)
-    (versions / "0003_broken.py").write_text(BROKEN_REVISION, encoding="utf-8")
+    broken_revision = BROKEN_REVISION.replace("{head}", head_revision(HEALTH))
+    (versions / "9999_broken.py").write_text(broken_revision, encoding="utf-8")
     broken = MigrationSource(HEALTH.service, HEALTH.metadata, versions)
     await _set_up(fresh, HEALTH)
     engine = fresh.owner_engine(ServiceName.HEALTH)

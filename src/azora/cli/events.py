@@ -1,4 +1,4 @@
-"""``azora events``: run the outbox relay, and read the event history."""
+"""``azora events``: run the outbox relay, read the event history, re-drive dead letters."""
 
 from __future__ import annotations
 
@@ -19,10 +19,13 @@ from azora.db.engines import Databases
 from azora.db.scope import SERVICE, scoped_connection
 from azora.errors import AzoraError, InvalidInput
 from azora.events.buses import open_bus
+from azora.events.consumers import ConsumerRunner, ReplayResult, find, replay
+from azora.events.dead_letters import DeadLetter, dead_letters
 from azora.events.errors import BusUnavailable
 from azora.events.patterns import matches, validate_pattern
 from azora.events.relay import Relay
 from azora.nexus.models import EventRecord
+from azora.sagas import CONSUMERS
 from azora.types import ServiceName
 
 app = typer.Typer(help="The event outbox relay and the event history.", no_args_is_help=True)
@@ -69,6 +72,38 @@ def relay_command(
 
     for service, count in run(job).items():
         console.print(f"{service}: published {count} events")
+
+
+@app.command(name="consume")
+def consume_command(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help=f"Consumers to run (default: all). One of: {', '.join(c.name for c in CONSUMERS)}."
+        ),
+    ] = None,
+) -> None:
+    """Run the durable consumers (the sagas) on the bus at AZORA_EVENTS_URL until Ctrl-C.
+
+    Each event is handled once per consumer, in the consumer's service database; after
+    its last failed attempt it becomes a dead letter (see dead-letters and replay).
+    """
+    try:
+        chosen = [find(CONSUMERS, name) for name in names] if names else list(CONSUMERS)
+    except AzoraError as error:
+        fail(error)
+    bus = open_bus(settings().events_url)
+
+    async def job(databases: Databases) -> None:
+        for service in {c.service for c in chosen}:
+            await lifecycle.require_head(databases, SERVICES[service].migrations)
+        console.print(f"running {len(chosen)} consumers; Ctrl-C to stop")
+        try:
+            await ConsumerRunner(databases, bus, chosen).run(asyncio.Event())
+        finally:
+            await bus.aclose()
+
+    run(job)
 
 
 def _uuid(value: str | None, option: str) -> uuid.UUID | None:
@@ -133,3 +168,117 @@ def history_command(
             str(row.subject_user_id or "-"),
         )
     console.print(table)
+
+
+def _consumer_services(services: list[str] | None, consumer: str | None) -> list[ServiceName]:
+    """The databases to look in: those named, else the consumer's, else every consumer's."""
+    if services:
+        return [spec.name for spec in selected(services)]
+    if consumer is not None:
+        return [find(CONSUMERS, consumer).service]
+    return sorted({c.service for c in CONSUMERS})
+
+
+_ConsumerOption = Annotated[
+    str | None, typer.Option("--consumer", help="Only this consumer's dead letters.")
+]
+_EventOption = Annotated[str | None, typer.Option("--id", help="Only this event id's.")]
+
+
+def _letter_row(letter: DeadLetter) -> list[str]:
+    failed: dt.datetime = letter.failed_at
+    return [
+        str(letter.service),
+        letter.consumer,
+        str(letter.event_id),
+        escape(letter.event_type),
+        str(letter.attempts),
+        failed.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+    ]
+
+
+def _letters_table(title: str, *extra: str) -> Table:
+    table = Table(title=title)
+    for name in ("service", "consumer", "event id", "type", "attempts", "last failure (UTC)"):
+        table.add_column(name, no_wrap=True)
+    for name in extra:
+        table.add_column(name)
+    return table
+
+
+def _filters(
+    services: list[str] | None, consumer: str | None, event: str | None
+) -> tuple[list[ServiceName], uuid.UUID | None]:
+    event_id = _uuid(event, "--id")
+    try:
+        if consumer is not None:
+            find(CONSUMERS, consumer)
+        return _consumer_services(services, consumer), event_id
+    except AzoraError as error:
+        fail(error)
+
+
+@app.command(name="dead-letters")
+def dead_letters_command(
+    services: ServicesArg = None,
+    consumer: _ConsumerOption = None,
+    event: _EventOption = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Also the dead letters already replayed.")
+    ] = False,
+) -> None:
+    """The events consumers gave up on (not yet replayed unless --all), oldest first."""
+    names, event_id = _filters(services, consumer, event)
+
+    async def job(databases: Databases) -> list[DeadLetter]:
+        letters: list[DeadLetter] = []
+        for name in names:
+            await lifecycle.require_head(databases, SERVICES[name].migrations)
+            letters += await dead_letters(
+                databases, name, consumer=consumer, event_id=event_id, pending_only=not everything
+            )
+        return letters
+
+    letters = run(job)
+    table = _letters_table(f"Dead letters ({len(letters)})", "replayed", "error")
+    for letter in letters:
+        replayed = "yes" if letter.replayed_at is not None else "no"
+        table.add_row(*_letter_row(letter), replayed, escape(letter.error))
+    console.print(table)
+
+
+@app.command(name="replay")
+def replay_command(
+    services: ServicesArg = None,
+    consumer: _ConsumerOption = None,
+    event: _EventOption = None,
+) -> None:
+    """Handle the dead letters again (idempotently); exits non-zero if any still fails.
+
+    A letter handled now is marked replayed; one that fails again keeps its new error.
+    """
+    names, event_id = _filters(services, consumer, event)
+
+    async def job(databases: Databases) -> list[ReplayResult]:
+        results: list[ReplayResult] = []
+        for name in names:
+            await lifecycle.require_head(databases, SERVICES[name].migrations)
+            results += await replay(
+                databases, CONSUMERS, name, consumer_name=consumer, event_id=event_id
+            )
+        return results
+
+    results = run(job)
+    table = _letters_table(f"Replayed dead letters ({len(results)})", "result")
+    for result in results:
+        outcome = "replayed" if result.ok else f"failed: {result.error}"
+        table.add_row(*_letter_row(result.letter), escape(outcome))
+    console.print(table)
+    failed = sum(not result.ok for result in results)
+    if failed:
+        fail(
+            AzoraError(
+                f"{failed} of {len(results)} dead letters still fail",
+                hint="fix the cause, then run `azora events replay` again",
+            )
+        )

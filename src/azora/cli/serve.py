@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -34,12 +33,13 @@ from azora.db import lifecycle
 from azora.db.engines import Databases
 from azora.db.urls import resolve_target
 from azora.errors import AzoraError
+from azora.events.bus import Bus
 from azora.events.buses import open_bus
+from azora.events.consumers import ConsumerRunner
 from azora.events.relay import Relay
 from azora.gateway.server import Gateway, GatewayServer
+from azora.sagas import load_all
 from azora.settings import Settings
-
-log = logging.getLogger(__name__)
 
 #: Runs beside the gateway until ``stop`` is set (the relay, the consumers).
 Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
@@ -99,9 +99,7 @@ async def _serve(
         if relay:
             workers["relay"] = Relay(databases, bus).run
         if consumers:
-            runner = _consumer_runner(databases, bus)
-            if runner is not None:
-                workers["consumers"] = runner
+            workers["consumers"] = _consumer_runner(databases, bus)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(work(stop), name=name) for name, work in workers.items()]
         try:
@@ -130,6 +128,6 @@ async def _announce(server: GatewayServer, host: str, workers: list[str]) -> Non
     )
 
 
-def _consumer_runner(databases: Databases, bus: object) -> Worker | None:
-    """The consumers' runner, when the consumers module is installed."""
-    return None
+def _consumer_runner(databases: Databases, bus: Bus) -> Worker:
+    """Every consumer of the product (:mod:`azora.sagas`), run on ``bus``."""
+    return ConsumerRunner(databases, bus, load_all()).run

@@ -1,8 +1,9 @@
-"""The infrastructure tables every service database holds: the outbox and the audit log.
+"""The infrastructure tables every service database holds: the outbox, the audit log,
+and the consumers' processed events and dead letters.
 
 Each service maps them onto its own base (``class OutboxEvent(OutboxEventMixin, Base)``)
-so they live in every one of the nine databases. The event bus and :mod:`azora.db.audit`
-own their behaviour; this module fixes their shape.
+so they live in every one of the nine databases. The event bus, :mod:`azora.db.audit`
+and :mod:`azora.events.consumers` own their behaviour; this module fixes their shape.
 """
 
 from __future__ import annotations
@@ -11,7 +12,18 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text, Uuid, column, table, text
+from sqlalchemy import (
+    BigInteger,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    column,
+    table,
+    text,
+)
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from azora.db.base import IdMixin
@@ -82,7 +94,46 @@ class AuditLogMixin(IdMixin):
     row_hash: Mapped[str | None] = mapped_column(String(64), sort_order=103)
 
 
-#: The same two tables as lightweight clauses, so the unit of work (and the outbox relay)
+class ProcessedEventMixin:
+    """An event a durable consumer has handled, written in the handler's own transaction.
+
+    The primary key (consumer, event id) is what makes a consumer act once per event:
+    a second insert of the same pair (a redelivery, even a concurrent one) finds the row.
+    """
+
+    __tablename__ = "processed_events"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    processed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class DeadLetterMixin(IdMixin):
+    """An event a consumer gave up on after its last attempt, kept for ``events replay``.
+
+    One row per (consumer, event id); ``error`` is the last failure (type and message,
+    truncated), ``replayed_at`` is set once a replay handled the event.
+    """
+
+    __tablename__ = "dead_letters"
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        # A function, not a tuple: a constraint belongs to one table, and nine use this.
+        return (UniqueConstraint("consumer", "event_id"),)
+
+    consumer: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[uuid.UUID] = mapped_column()
+    event_type: Mapped[str] = mapped_column(String(120))
+    envelope: Mapped[dict[str, Any]] = mapped_column()
+    error: Mapped[str] = mapped_column()
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, sort_order=100)
+    failed_at: Mapped[dt.datetime] = mapped_column(default=utcnow, sort_order=101)
+    replayed_at: Mapped[dt.datetime | None] = mapped_column(sort_order=102)
+
+
+#: The tables as lightweight clauses, so the unit of work, the outbox relay and the consumers
 #: can use them in any service's database without knowing that service's models.
 OUTBOX_TABLE = table(
     "outbox_events",
@@ -114,4 +165,23 @@ AUDIT_TABLE = table(
     column("seq", BigInteger()),
     column("prev_hash", String()),
     column("row_hash", String()),
+)
+PROCESSED_EVENTS_TABLE = table(
+    "processed_events",
+    column("consumer", String()),
+    column("event_id", Uuid()),
+    column("processed_at", UTCDateTime()),
+)
+DEAD_LETTERS_TABLE = table(
+    "dead_letters",
+    column("id", Uuid()),
+    column("consumer", String()),
+    column("event_id", Uuid()),
+    column("event_type", String()),
+    column("envelope", JSONDocument()),
+    column("error", Text()),
+    column("attempts", Integer()),
+    column("created_at", UTCDateTime()),
+    column("failed_at", UTCDateTime()),
+    column("replayed_at", UTCDateTime()),
 )

@@ -12,7 +12,9 @@ transaction, ``after_commit`` callbacks run only once the commit succeeded and a
 dropped on rollback. ``invalidate`` collects the cache keys the change touches; they
 are invalidated together once the commit succeeded, before the after-commit callbacks,
 and never on rollback. Last, a commit that wrote audit records pokes the database's
-:class:`~azora.db.audit.AuditSealer`, which chains them soon after (throttled).
+:class:`~azora.db.audit.AuditSealer`, which chains them soon after (throttled), and one
+that wrote outbox events pokes the :class:`~azora.events.notify.OutboxNotifier`, which
+wakes the relay (PostgreSQL ``NOTIFY`` outside the transaction; throttled, never waits).
 
 On PostgreSQL a unit of work runs under row-level security: ``user_id=`` makes it act
 for one user (it sees and writes only that user's rows in user-owned tables),
@@ -38,6 +40,7 @@ from azora.db.engines import Databases
 from azora.db.outbox import AuditRecord, EventMessage, write_audit, write_outbox
 from azora.db.scope import Scope, apply_scope
 from azora.events.catalog import CATALOG
+from azora.events.notify import OutboxNotifier
 from azora.types import ServiceName
 
 logger = logging.getLogger(__name__)
@@ -75,6 +78,11 @@ class UnitOfWork:
         self._events: list[EventMessage] = []
         self._audit: list[AuditRecord] = []
         self.committed = False
+
+    @property
+    def databases(self) -> Databases:
+        """The engines this unit of work was opened on (for operations joining it)."""
+        return self._databases
 
     @property
     def session(self) -> AsyncSession:
@@ -142,12 +150,13 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         session = self.session
-        audited = False
+        audited = emitted = False
         try:
             if exc_type is None:
                 for hook in self._before_commit:
                     await hook(self)
                 audited = bool(self._audit)
+                emitted = bool(self._events)
                 await write_outbox(session, self._events)
                 await write_audit(session, self._audit)
                 await session.commit()
@@ -174,6 +183,9 @@ class UnitOfWork:
                     # The data is committed; a failed follow-up must not report the write as
                     # failed. Follow-ups are best-effort by contract and log their failure.
                     logger.exception("after-commit callback failed on %s", self.service)
+        if self.committed and emitted:
+            # Wake the relay: schedules a NOTIFY on another connection; never raises.
+            OutboxNotifier.of(self._databases).poke(self.service)
         if self.committed and audited:
             # Chain the new audit rows soon; throttled, never waits, never raises.
             await AuditSealer.of(self._databases).poke(self.service)

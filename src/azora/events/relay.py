@@ -35,9 +35,16 @@ the same order, come first again when the backoff ends. A row that does not make
 envelope (written by hand, or by a writer that skipped the checks) is never skipped
 either: it is noted the same way and holds back its own subject until someone repairs it.
 
-Waking up: :meth:`Relay.run` polls (every ``busy_interval`` while there is work, backing
-off to ``idle_interval``). PostgreSQL ``LISTEN`` needs a ``NOTIFY`` on commit, which no
-migration installs yet, so the relay does not listen.
+Waking up: :meth:`Relay.run` polls every database (every ``busy_interval`` while there
+is work, backing off to ``idle_interval``) and, on PostgreSQL, also listens (``LISTEN``)
+on ``azora_outbox`` with one connection of its own per database. Writers do not ``NOTIFY``
+in their transactions (PostgreSQL would serialise their commits on one lock): after a
+commit that wrote outbox rows they poke :class:`~azora.events.notify.OutboxNotifier`,
+which notifies from another connection, throttled, with the service's name as payload.
+A notify makes the relay run a round for that service at once instead of waiting for the
+poll. A dropped listener connection is reopened after ``listen_retry`` seconds (polling
+carries on meanwhile), and every (re)opened listener triggers one round for its services,
+since commits announced while nobody listened were missed. On SQLite the relay polls.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ import contextlib
 import datetime as dt
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -74,6 +82,7 @@ from azora.errors import AzoraError
 from azora.events.bus import Bus
 from azora.events.envelope import Envelope
 from azora.events.errors import BusUnavailable
+from azora.events.notify import CHANNEL, connect_driver
 from azora.nexus.models import EventRecord
 from azora.types import ALL_SERVICES, ServiceName
 
@@ -92,6 +101,7 @@ _ENVELOPE_COLUMNS = (
 )
 _LAST_ERROR_CHARS = 200
 _URL_CREDENTIALS = re.compile(r"://[^/@\s]*@")
+_LISTENER_CHECK_S = 10.0
 
 
 class ArchiveUnavailable(AzoraError):
@@ -111,6 +121,9 @@ class Relay:
 
     ``clock`` gives the current UTC time (publish marks, backoff, retention). Backoff after
     a failed round starts at ``backoff_base`` seconds and doubles up to ``backoff_max``.
+    ``listen=False`` keeps :meth:`run` from listening for notifies (it only polls);
+    ``listen_retry`` is the first wait (seconds) before a lost listener is reopened,
+    doubling up to ``backoff_max`` while it keeps failing.
     """
 
     def __init__(
@@ -127,6 +140,8 @@ class Relay:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         prune_every: dt.timedelta = dt.timedelta(hours=1),
+        listen: bool = True,
+        listen_retry: float = 1.0,
     ) -> None:
         if batch < 1:
             raise ValueError("a relay batch holds at least one event")
@@ -143,6 +158,12 @@ class Relay:
         self._prune_every = prune_every
         self._backoffs: dict[ServiceName, _Backoff] = {}
         self._pruned_at: dict[ServiceName, dt.datetime] = {}
+        self._listen = listen
+        self._listen_retry = listen_retry
+        self._woken: set[ServiceName] = set()
+        self._wake: asyncio.Event | None = None
+        #: The services whose database :meth:`run` is listening to right now.
+        self.listening: set[ServiceName] = set()
 
     def backing_off(self, service: ServiceName) -> bool:
         """True while ``service``'s database waits out the backoff of a failed round."""
@@ -199,30 +220,117 @@ class Relay:
     async def run(self, stop: asyncio.Event) -> None:
         """Relay every service's outbox until ``stop`` is set, pruning now and then.
 
-        A round that fails on its database is logged and that database backs off; the
-        relay goes on with the others.
+        Polls every database and, on PostgreSQL, runs a round for a service as soon as a
+        notify on ``azora_outbox`` names it (see the module docstring). A round that fails
+        on its database is logged and that database backs off; the relay goes on with the
+        others. A listener that fails only costs latency: polling goes on.
         """
+        self._wake, self._woken = asyncio.Event(), set()
+        listeners = [
+            asyncio.create_task(self._listen_to(group), name=f"outbox-listener-{group[0]}")
+            for group in self._listen_groups()
+        ]
+        try:
+            await self._poll(stop, self._wake)
+        finally:
+            for listener in listeners:
+                listener.cancel()
+            await asyncio.gather(*listeners, return_exceptions=True)
+            self.listening.clear()
+
+    async def _poll(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
         delay = self._busy_interval
+        next_poll = time.monotonic()
         while not stop.is_set():
-            published, full = 0, False
-            for service in self.services:
-                try:
-                    count = await self.run_once(service)
-                    await self._prune_if_due(service)
-                except (SQLAlchemyError, OSError):
-                    logger.exception("outbox relay round failed on %s", service)
-                    self._back_off(service)
-                    continue
-                published += count
-                full = full or count >= self._batch
+            polling = time.monotonic() >= next_poll
+            woken, self._woken = self._woken, set()
+            wake.clear()  # a notify from now on calls for another round
+            services = self.services if polling else [s for s in self.services if s in woken]
+            published, full = await self._round(services)
             if full:
                 delay = 0.0
             elif published:
                 delay = self._busy_interval
-            else:
+            elif polling:
                 delay = min(self._idle_interval, max(delay, self._busy_interval) * 2)
-            with contextlib.suppress(TimeoutError):  # the delay passed without a stop
-                await asyncio.wait_for(stop.wait(), delay)
+            if polling or published:
+                next_poll = time.monotonic() + delay
+            await _first_of(stop, wake, seconds=max(0.0, next_poll - time.monotonic()))
+
+    async def _round(self, services: Sequence[ServiceName]) -> tuple[int, bool]:
+        """One round on each of ``services``: how many published, and whether a batch was full."""
+        published, full = 0, False
+        for service in services:
+            try:
+                count = await self.run_once(service)
+                await self._prune_if_due(service)
+            except (SQLAlchemyError, OSError):
+                logger.exception("outbox relay round failed on %s", service)
+                self._back_off(service)
+                continue
+            published += count
+            full = full or count >= self._batch
+        return published, full
+
+    def _listen_groups(self) -> list[list[ServiceName]]:
+        """The relayed services on PostgreSQL, grouped by database (one listener each)."""
+        if not self._listen:
+            return []
+        groups: dict[tuple[str | None, int | None, str | None], list[ServiceName]] = {}
+        for service in self.services:
+            try:
+                target = self._databases.target(service)
+            except AzoraError:
+                continue  # its rounds report the problem
+            if target.backend == "postgresql":
+                url = target.url
+                groups.setdefault((url.host, url.port, url.database), []).append(service)
+        return list(groups.values())
+
+    def _notified(self, services: Sequence[ServiceName]) -> None:
+        self._woken.update(services)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _listen_to(self, services: list[ServiceName]) -> None:
+        """LISTEN on the database of ``services`` until cancelled, reopening when lost."""
+        by_name = {service.value: service for service in services}
+
+        def on_notify(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
+            service = by_name.get(payload)
+            if service is not None:
+                self._notified([service])
+
+        retry = self._listen_retry
+        while True:
+            connection: Any = None
+            try:
+                connection = await connect_driver(
+                    self._databases, services[0], "azora-relay-listener"
+                )
+                lost = asyncio.Event()
+                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
+                await connection.add_listener(CHANNEL, on_notify)
+                self.listening.update(services)
+                retry = self._listen_retry
+                # Commits announced while nobody listened were missed: one round each.
+                self._notified(services)
+                while not connection.is_closed():
+                    if await _first_of(lost, seconds=_LISTENER_CHECK_S):
+                        break
+                    # A half-open connection would never report its loss: ask it.
+                    await asyncio.wait_for(connection.execute("SELECT 1"), _LISTENER_CHECK_S)
+                logger.warning("the outbox listener on %s was lost; polling meanwhile", services)
+            except Exception as exc:
+                log = logger.warning if self.listening & set(services) else logger.debug
+                log("outbox listener on %s failed (%r); polling meanwhile", services, exc)
+            finally:
+                self.listening.difference_update(services)
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        connection.terminate()
+            await asyncio.sleep(retry)
+            retry = min(self._backoff_max, retry * 2)
 
     async def _prune_if_due(self, service: ServiceName) -> None:
         last = self._pruned_at.get(service)
@@ -265,6 +373,19 @@ class Relay:
         seconds = min(self._backoff_max, self._backoff_base * 2 ** (backoff.failures - 1))
         backoff.until = self._clock() + dt.timedelta(seconds=seconds)
         return backoff
+
+
+async def _first_of(*events: asyncio.Event, seconds: float) -> bool:
+    """Wait until one of ``events`` is set, at most ``seconds``; whether one was."""
+    if any(event.is_set() for event in events):
+        return True
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return bool(done)
 
 
 async def _claim(session: AsyncSession, batch: int) -> tuple[list[Envelope], dict[uuid.UUID, str]]:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from azora.db.base import TYPE_ANNOTATION_MAP, Entity, new_metadata
 from azora.db.columns import str_enum
-from azora.db.infra import AuditLogMixin, OutboxEventMixin
+from azora.db.infra import AuditLogMixin, DeadLetterMixin, OutboxEventMixin, ProcessedEventMixin
 
 
 class Base(DeclarativeBase):
@@ -115,4 +115,12 @@ class OutboxEvent(OutboxEventMixin, Base):
 
 
 class AuditLog(AuditLogMixin, Base):
+    pass
+
+
+class ProcessedEvent(ProcessedEventMixin, Base):
+    pass
+
+
+class DeadLetter(DeadLetterMixin, Base):
     pass

@@ -28,6 +28,7 @@ from azora.db.outbox import AuditRecord, EventMessage, audit_json, events_json
 from azora.db.procedures import FunctionError, call_function
 from azora.db.seeding import SYSTEM_ESCROW_ID, SYSTEM_REWARD_POOL_ID, SYSTEM_TREASURY_ID
 from azora.db.uow import UnitOfWork
+from azora.events.notify import OutboxNotifier
 from azora.mint import events
 from azora.mint.errors import (
     IdempotencyConflict,
@@ -336,6 +337,8 @@ class MintOperations:
         if outcome["outcome"] == "replayed":
             async with self.unit_of_work() as uow:
                 return await self._replay(uow, {"transaction_id": str(outcome["transaction_id"])})
+        # mint_move committed outbox rows: wake the relay (throttled; never raises).
+        OutboxNotifier.of(self._databases).poke(ServiceName.MINT)
         # mint_move committed an audit row: chain it soon (throttled; never raises).
         await self._sealer.poke(ServiceName.MINT)
         return view.model_copy(

@@ -10,7 +10,7 @@ from sqlalchemy import CheckConstraint, Index, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from azora.db.base import TYPE_ANNOTATION_MAP, Entity, new_metadata
-from azora.db.infra import AuditLogMixin, OutboxEventMixin
+from azora.db.infra import AuditLogMixin, DeadLetterMixin, OutboxEventMixin, ProcessedEventMixin
 
 
 class Base(DeclarativeBase):
@@ -83,4 +83,12 @@ class OutboxEvent(OutboxEventMixin, Base):
 
 
 class AuditLog(AuditLogMixin, Base):
+    pass
+
+
+class ProcessedEvent(ProcessedEventMixin, Base):
+    pass
+
+
+class DeadLetter(DeadLetterMixin, Base):
     pass

@@ -202,8 +202,10 @@ class NatsBus:
             while not self._closed:
                 try:
                     messages = await subscription.fetch(self._batch, timeout=self._fetch_timeout)
-                except nats.errors.TimeoutError:
-                    continue  # nothing new (or a reconnection in progress)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    # Nothing new (or a reconnection in progress). nats-py raises its own
+                    # TimeoutError or, from inside fetch, the built-in one.
+                    continue
                 except nats.errors.ConnectionClosedError as exc:
                     if self._closed:
                         return
