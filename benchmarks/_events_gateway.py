@@ -27,7 +27,7 @@ from azora.cache import Cache
 from azora.cache.backends import MemoryBackend
 from azora.db.engines import Databases
 from azora.events.buses import NatsBus
-from azora.gateway.server import Gateway, GatewayServer
+from azora.gateway.server import Gateway, GatewayServer, settle_memory
 from azora.settings import Settings
 
 STOP_GRACE_S = 20.0
@@ -82,6 +82,7 @@ async def serve(spec: dict[str, object]) -> None:
                 await asyncio.wait({serving, ready}, return_when=asyncio.FIRST_COMPLETED)
                 if not server.ready.is_set():
                     raise RuntimeError("the gateway did not start listening")
+                settle_memory()  # as azora serve does once it listens
                 reply(port=server.port, pid=os.getpid())
                 async for command in commands(float(spec["deadline"])):  # type: ignore[arg-type]
                     if command == "stats":

@@ -37,7 +37,7 @@ from azora.events.bus import Bus
 from azora.events.buses import open_bus
 from azora.events.consumers import ConsumerRunner
 from azora.events.relay import Relay
-from azora.gateway.server import Gateway, GatewayServer
+from azora.gateway.server import Gateway, GatewayServer, settle_memory
 from azora.sagas import load_all
 from azora.settings import Settings
 
@@ -106,6 +106,7 @@ async def _serve(
             async with Gateway(databases, bus, AuthService(databases, cache=cache), config) as gw:
                 server = GatewayServer(gw, host, config.serve_port if port is None else port)
                 announce = asyncio.create_task(_announce(server, host, sorted(workers)))
+                settle_memory()
                 await server.serve()
                 announce.cancel()
                 if not server.ready.is_set():

@@ -79,8 +79,9 @@ class Hub:
         self.connections: dict[str, Connection] = {}
         self._by_user: dict[uuid.UUID, dict[str, Connection]] = {}
         self._by_pattern: dict[str, dict[str, Connection]] = {}
-        self._recent: deque[Envelope] = deque(maxlen=recent)
-        self._seen: OrderedDict[uuid.UUID, None] = OrderedDict()
+        self._recent: deque[_Kept] = deque(maxlen=recent)
+        # Ids as ints: the collector does not track ints (nor scan them in full runs).
+        self._seen: OrderedDict[int, None] = OrderedDict()
         self._remember = remember
         self.routed = 0
 
@@ -165,12 +166,13 @@ class Hub:
 
         An id routed before (within ``remember``) is dropped.
         """
-        if envelope.id in self._seen:
+        key = envelope.id.int
+        if key in self._seen:
             return
-        self._seen[envelope.id] = None
+        self._seen[key] = None
         if len(self._seen) > self._remember:
             self._seen.popitem(last=False)
-        self._recent.append(envelope)
+        self._recent.append(_kept(envelope))
         self.routed += 1
         live: list[str] = []
         for connection in self.recipients(envelope):
@@ -197,18 +199,20 @@ class Hub:
         Returns ``[]`` when ``after`` is not among the recent events.
         """
         recent = list(self._recent)
-        position = next((i for i, e in enumerate(recent) if e.id == after), None)
+        key = None if after is None else after.int
+        position = next((i for i, kept in enumerate(recent) if kept[0] == key), None)
         if position is None:
             return []
-        return [e for e in recent[position + 1 :] if connection.wants(e)]
+        return _wanted(connection, recent[position + 1 :])
 
     def knows(self, event_id: uuid.UUID) -> bool:
         """True if ``event_id`` is among the recent events (its successors are known)."""
-        return any(e.id == event_id for e in self._recent)
+        key = event_id.int
+        return any(kept[0] == key for kept in self._recent)
 
     def recent_wanted(self, connection: Connection) -> list[Envelope]:
         """Every recent event ``connection`` wants, in the order they were routed."""
-        return [e for e in self._recent if connection.wants(e)]
+        return _wanted(connection, self._recent)
 
     async def finish_catch_up(self, connection: Connection, missed: Sequence[Envelope]) -> None:
         """Send ``missed``, then what was held meanwhile (without repeats); then go live.
@@ -225,3 +229,23 @@ class Hub:
             # Events routed while those were sent were held; they go next.
             backlog, connection.held = connection.held, []
         connection.catching_up = False
+
+
+#: A recent event as the hub keeps it: (id, subject, type, envelope JSON). Only ints and
+#: strings, so the garbage collector does not track (or scan) the thousands it keeps.
+_Kept = tuple[int, int | None, str, str]
+
+
+def _kept(envelope: Envelope) -> _Kept:
+    subject = None if envelope.subject is None else envelope.subject.int
+    return (envelope.id.int, subject, envelope.type, envelope.model_dump_json())
+
+
+def _wanted(connection: Connection, kept: Iterable[_Kept]) -> list[Envelope]:
+    user = connection.user_id.int
+    return [
+        Envelope.model_validate_json(text)
+        for _, subject, event_type, text in kept
+        if (subject == user)
+        or (subject is None and any(matches(p, event_type) for p in connection.patterns))
+    ]
