@@ -26,7 +26,7 @@ import redis
 from azora.db.engines import Databases
 from azora.settings import Settings, get_settings
 from tests import databases as dbs
-from tests.redis_server import PrivateRedis, free_port
+from tests.servers import PrivateRedis, free_port
 
 BACKENDS = ("sqlite", "postgresql")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 from tests.cache.test_races import KEYS, _seed, _stale_keys, hammer
-from tests.redis_server import PrivateRedis
+from tests.servers import PrivateRedis
 
 from azora.cache import Cache, KeySpace, LocalLayer, open_cache
 from azora.cache.backends import CacheBackend, RedisBackend

@@ -7,7 +7,7 @@ import logging
 import time
 
 import pytest
-from tests.redis_server import PrivateRedis
+from tests.servers import PrivateRedis
 
 from azora.cache import Cache, KeySpace
 from azora.cache.backends import RedisBackend

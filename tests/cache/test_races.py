@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
-from tests.redis_server import PrivateRedis
+from tests.servers import PrivateRedis
 
 from azora.cache import Cache, CacheKey, KeySpace
 from azora.cache.backends import CacheBackend, MemoryBackend, RedisBackend

@@ -24,7 +24,7 @@ from azora.events import Envelope
 from azora.events.bus import Bus, Delivery
 from azora.events.buses import MemoryBus, NatsBus, RedisStreamsBus, open_bus
 from azora.events.errors import BusUnavailable
-from tests.redis_server import free_port
+from tests.servers import free_port
 
 ACK_WAIT = 1.0
 POLL = 0.1

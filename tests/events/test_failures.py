@@ -19,7 +19,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -51,12 +50,11 @@ from azora.nexus.models import EventRecord
 from azora.notifications.models import Notification
 from azora.settings import Settings
 from azora.types import ServiceName
-from tests.redis_server import free_port
+from tests.servers import PrivateNats, free_port
 
 NOTIFICATIONS = ServiceName.NOTIFICATIONS
 NEXUS = ServiceName.NEXUS
 ROOT = Path(__file__).resolve().parents[2]
-NATS_SERVER = "/usr/sbin/nats-server"
 Order = dict[uuid.UUID | None, list[uuid.UUID]]
 FAST = Argon2Parameters(time_cost=1, memory_cost_kib=1_024, parallelism=1)
 PASSWORD = "a long enough passphrase"
@@ -413,50 +411,10 @@ async def test_a_relay_killed_20_times_loses_nothing_keeps_order_and_archives_on
 # -- 2. The broker down for 10 s --------------------------------------------------------
 
 
-class PrivateNats:
-    """A nats-server with JetStream of one test, on its own port and store; stopped by PID."""
-
-    def __init__(self, port: int, store: Path) -> None:
-        self.port = port
-        self.url = f"nats://127.0.0.1:{port}"
-        self._store = store
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the server and wait until it answers."""
-        self._process = subprocess.Popen(
-            [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self._store)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.settimeout(1)
-                    if sock.makefile("rb").readline().startswith(b"INFO "):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"nats-server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL) and wait for it."""
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
-
-
 @pytest.fixture
 def private_nats(tmp_path: Path) -> Iterator[PrivateNats]:
-    if not os.access(NATS_SERVER, os.X_OK):
-        pytest.fail(f"{NATS_SERVER} is not installed")
+    if not os.access(PrivateNats.binary, os.X_OK):
+        pytest.fail(f"{PrivateNats.binary} is not installed")
     server = PrivateNats(free_port(), tmp_path / "jetstream")
     try:
         yield server

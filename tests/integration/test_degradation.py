@@ -16,7 +16,7 @@ from azora.errors import InvalidInput
 from azora.integration import Integration
 from azora.mint.errors import InsufficientFunds
 from azora.types import ServiceName
-from tests.redis_server import PrivateRedis
+from tests.servers import PrivateRedis
 
 from .conftest import PASSWORD, fund_reward_pool, new_course, new_student, outbox
 
