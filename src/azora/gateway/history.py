@@ -16,8 +16,8 @@ ids they have seen). When the client's last event is among the hub's recent even
 quick reconnection to the same gateway) the catch-up is exact: the events routed after
 it, nothing else.
 
-Gaps: when the history no longer reaches back to the client's last event (it was
-pruned), or when more than ``limit`` events were missed, the client gets the newest
+Gaps: when the history no longer reaches back to the client's last event (it is not
+in the history, and every event there is newer: it was pruned), or when more than ``limit`` events were missed, the client gets the newest
 ``limit`` of them and a gap signal, and should reload what it shows.
 """
 
@@ -108,12 +108,14 @@ async def catch_up(
     async with scoped_connection(databases.engine(ServiceName.NEXUS), SERVICE) as db:
         rows = list(await db.execute(query))
         oldest = await db.scalar(select(RECORDS.c.event_id).order_by(RECORDS.c.event_id).limit(1))
+        kept = await db.scalar(select(RECORDS.c.event_id).where(RECORDS.c.event_id == after))
     found = {row.event_id: from_record(row) for row in rows}
     for envelope in hub.recent_wanted(connection):
         if envelope.id > bound:
             found.setdefault(envelope.id, envelope)
     found.pop(after, None)
-    gap = Gap.EXPIRED if oldest is not None and oldest > after else None
+    # The client's last event is gone and everything left is newer: pruned away.
+    gap = Gap.EXPIRED if kept is None and oldest is not None and oldest > after else None
     if len(rows) > limit:
         gap = Gap.TRUNCATED
     return _bounded([found[key] for key in sorted(found)], gap, limit)
