@@ -50,6 +50,7 @@ from azora.nexus.models import EventRecord
 from azora.notifications.models import Notification
 from azora.settings import Settings
 from azora.types import ServiceName
+from tests.events.outbox_rows import unpublished
 from tests.servers import PrivateNats, free_port
 
 NOTIFICATIONS = ServiceName.NOTIFICATIONS
@@ -58,12 +59,6 @@ ROOT = Path(__file__).resolve().parents[2]
 Order = dict[uuid.UUID | None, list[uuid.UUID]]
 FAST = Argon2Parameters(time_cost=1, memory_cost_kib=1_024, parallelism=1)
 PASSWORD = "a long enough passphrase"
-
-
-@pytest.fixture
-async def pg(postgres_settings: Settings) -> AsyncIterator[Databases]:
-    async with Databases(postgres_settings) as opened:
-        yield opened
 
 
 @pytest.fixture
@@ -105,18 +100,8 @@ async def _emit(databases: Databases, events: list[EventMessage], order: Order) 
         order[event.subject].append(event.id)
 
 
-async def _unpublished(databases: Databases) -> int:
-    async with databases.owner_engine(NOTIFICATIONS).connect() as connection:
-        count: Any = await connection.scalar(
-            select(func.count())
-            .select_from(OUTBOX_TABLE)
-            .where(OUTBOX_TABLE.c.published_at.is_(None))
-        )
-    return int(count)
-
-
 async def _published(databases: Databases) -> int:
-    return await _count(databases) - await _unpublished(databases)
+    return await _count(databases) - await unpublished(databases, NOTIFICATIONS)
 
 
 async def _count(databases: Databases) -> int:
@@ -370,7 +355,7 @@ async def test_a_relay_killed_20_times_loses_nothing_keeps_order_and_archives_on
             await writing
 
             async def drained() -> bool:
-                return await _unpublished(pg) == 0
+                return await unpublished(pg, NOTIFICATIONS) == 0
 
             await _until(drained, 30, "the outbox drained after the last restart")
             received = await receiving
@@ -438,7 +423,7 @@ async def test_a_broker_down_for_10_s_grows_the_outbox_then_drains_it_in_order(
             await _emit(pg, [_read(users[i % 5]), _read(users[(i + 1) % 5])], expected)
 
         async def drained() -> bool:
-            return await _unpublished(pg) == 0
+            return await unpublished(pg, NOTIFICATIONS) == 0
 
         await _until(drained, 10, "the first events were published")
 
@@ -450,9 +435,11 @@ async def test_a_broker_down_for_10_s_grows_the_outbox_then_drains_it_in_order(
             written += 1
             backed_off = backed_off or relay.backing_off(NOTIFICATIONS)
             if written % 10 == 0:
-                grown.append(await _unpublished(pg))
+                grown.append(await unpublished(pg, NOTIFICATIONS))
             await asyncio.sleep(0.1)
-        assert await _unpublished(pg) == 2 * written  # nothing left while the broker was away
+        assert (
+            await unpublished(pg, NOTIFICATIONS) == 2 * written
+        )  # nothing left while the broker was away
         assert grown == sorted(grown)
         assert grown[-1] > grown[0]
         assert backed_off
@@ -502,7 +489,7 @@ async def test_a_rolled_back_event_is_never_seen_in_the_outbox_on_the_bus_or_in_
         await _emit(pg, [_read(user)], expected)
 
         async def drained() -> bool:
-            return await _unpublished(pg) == 0
+            return await unpublished(pg, NOTIFICATIONS) == 0
 
         await _until(drained, 10, "the committed events were published")
         await asyncio.sleep(0.5)  # the relay keeps running: still nothing of the lost one

@@ -8,10 +8,9 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from azora.db.engines import Databases
@@ -22,10 +21,11 @@ from azora.events import relay as relay_module
 from azora.events.bus import Delivery
 from azora.events.envelope import Envelope
 from azora.events.errors import BusUnavailable
+from azora.events.history import RECORDS, from_record
 from azora.events.relay import Relay
 from azora.nexus.models import EventRecord
 from azora.types import ServiceName
-from tests.events.outbox_rows import outbox_rows
+from tests.events.outbox_rows import outbox_rows, unpublished
 
 NOTIFICATIONS = ServiceName.NOTIFICATIONS
 NEXUS = ServiceName.NEXUS
@@ -282,7 +282,7 @@ async def test_two_relays_at_once_lose_nothing_and_keep_each_subjects_order(
 
     async def drain(relay: Relay) -> int:
         published = 0
-        while not written.is_set() or await _unpublished(databases):
+        while not written.is_set() or await unpublished(databases, NOTIFICATIONS):
             published += await relay.run_once(NOTIFICATIONS)
             await asyncio.sleep(0)
         return published
@@ -310,16 +310,6 @@ async def test_two_relays_at_once_lose_nothing_and_keep_each_subjects_order(
         # Both took part (on SQLite the waiting one may lose every race for the lock).
         assert all(counts), counts
     assert len(await _archived(databases)) == 500
-
-
-async def _unpublished(databases: Databases) -> int:
-    async with databases.owner_engine(NOTIFICATIONS).connect() as connection:
-        count: Any = await connection.scalar(
-            select(func.count())
-            .select_from(OUTBOX_TABLE)
-            .where(OUTBOX_TABLE.c.published_at.is_(None))
-        )
-        return int(count)
 
 
 async def test_a_failed_archive_marks_nothing_and_is_retried(
@@ -385,3 +375,76 @@ async def test_a_malformed_row_holds_back_only_its_own_subject(databases: Databa
         states = {row.id: (row.published_at, row.attempts, row.last_error) for row in result}
     assert states[bad_id] == (None, 1, "invalid_envelope: id")
     assert states[later.id] == (None, 0, None)
+
+
+async def test_a_row_another_transaction_holds_keeps_back_the_later_rows_of_its_subject(
+    pg: Databases,
+) -> None:
+    """A claimed row waits while an earlier row of its subject is locked elsewhere
+    (PostgreSQL: on SQLite one writer at a time, so no row is locked by another relay)."""
+    databases = pg
+    ada, bob = uuid.uuid4(), uuid.uuid4()
+    before, held, after = _read(ada), _read(ada), _read(ada)
+    other = _read(bob)
+    held_alert, later_alert = _alert("held"), _alert("later")
+    for event in (before, held, held_alert, other, after, later_alert):
+        await _emit(databases, NOTIFICATIONS, event)
+    bus = RecordingBus()
+    relay = Relay(databases, bus, services=[NOTIFICATIONS])
+
+    async with databases.owner_engine(NOTIFICATIONS).connect() as locker, locker.begin():
+        locked = await locker.execute(
+            select(OUTBOX_TABLE.c.id)
+            .where(OUTBOX_TABLE.c.id.in_(_ids([held, held_alert])))
+            .with_for_update()
+        )
+        assert len(list(locked)) == 2
+        # Skips the two locked rows, and holds back what follows them per subject.
+        assert await relay.run_once(NOTIFICATIONS) == 2
+        assert bus.ids() == _ids([before, other])
+
+    assert await relay.run_once(NOTIFICATIONS) == 4
+    assert bus.ids() == _ids([before, other, held, held_alert, after, later_alert])
+    assert await unpublished(databases, NOTIFICATIONS) == 0
+
+
+async def test_the_archive_keeps_the_whole_envelope(databases: Databases) -> None:
+    ada = uuid.uuid4()
+    event = EventMessage(
+        "notification.read",
+        "notifications",
+        {"user_id": ada, "notification_id": uuid.uuid4()},
+        subject=ada,
+        correlation_id=uuid.uuid4(),
+    )
+    await _emit(databases, NOTIFICATIONS, event)
+    bus = RecordingBus()
+    assert await Relay(databases, bus, services=[NOTIFICATIONS]).run_once(NOTIFICATIONS) == 1
+
+    async with databases.owner_engine(NEXUS).connect() as connection:
+        [row] = await connection.execute(select(RECORDS))
+    assert from_record(row) == bus.published[0]
+    assert row.correlation_id == event.correlation_id
+    assert row.version == 1
+
+
+async def test_a_bus_failing_after_the_archive_insert_leaves_no_history(
+    databases: Databases,
+) -> None:
+    """The archive's insert runs beside the publish; it commits only after the publish."""
+
+    class SlowDownBus(RecordingBus):
+        async def publish_many(self, envelopes: Sequence[Envelope]) -> None:
+            self.calls += 1
+            await asyncio.sleep(0.2)  # the archive's insert is done by now
+            raise BusUnavailable("broker gone")
+
+    event = _read(uuid.uuid4())
+    await _emit(databases, NOTIFICATIONS, event)
+    relay = Relay(databases, SlowDownBus(), services=[NOTIFICATIONS])
+
+    assert await relay.run_once(NOTIFICATIONS) == 0
+
+    assert await _archived(databases) == []
+    assert await unpublished(databases, NOTIFICATIONS) == 1
+    assert relay.backing_off(NOTIFICATIONS)

@@ -18,7 +18,6 @@ from azora.db.uow import UnitOfWork
 from azora.events.notify import CHANNEL, OutboxNotifier, driver_dsn
 from azora.events.relay import Relay
 from azora.mint.service import MintService
-from azora.settings import Settings
 from azora.types import Currency, ServiceName
 from tests.events.test_relay import RecordingBus
 
@@ -34,12 +33,6 @@ async def _emit(databases: Databases, *events: EventMessage) -> None:
     async with UnitOfWork(databases, NOTIFICATIONS) as uow:
         for event in events:
             uow.emit(event)
-
-
-@pytest.fixture
-async def pg(postgres_settings: Settings) -> AsyncIterator[Databases]:
-    async with Databases(postgres_settings) as opened:
-        yield opened
 
 
 class Heard:

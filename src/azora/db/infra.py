@@ -29,6 +29,11 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from azora.db.base import IdMixin
 from azora.db.columns import JSONDocument, UTCDateTime, utcnow
 
+#: The rows the outbox relay has not published yet, in the order it claims them. Partial
+#: on both backends, so it stays as small as the relay's backlog (published rows are kept
+#: for days).
+UNPUBLISHED_INDEX = "ix_outbox_events_unpublished"
+
 
 class OutboxEventMixin(IdMixin):
     """An event written in the same transaction as the change that caused it.
@@ -37,6 +42,19 @@ class OutboxEventMixin(IdMixin):
     """
 
     __tablename__ = "outbox_events"
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        # A function, not a tuple: an index belongs to one table, and nine tables use this.
+        return (
+            Index(
+                UNPUBLISHED_INDEX,
+                "created_at",
+                "id",
+                postgresql_where=text("published_at IS NULL"),
+                sqlite_where=text("published_at IS NULL"),
+            ),
+        )
 
     type: Mapped[str] = mapped_column(String(120), index=True)
     source: Mapped[str] = mapped_column(String(32))

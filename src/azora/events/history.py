@@ -24,4 +24,6 @@ def from_record(row: Any) -> Envelope:
         subject=row.subject_user_id,
         payload=row.payload,
         occurred_at=row.occurred_at,
+        correlation_id=row.correlation_id,
+        version=row.version,
     )

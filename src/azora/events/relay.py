@@ -8,19 +8,29 @@ One round on one database (:meth:`Relay.run_once`) is one unit of work:
 2. **Keep only each subject's head** (PostgreSQL): a claimed row is dropped from this
    round when an *earlier* unpublished row of the same subject is not among the rows
    this transaction claimed (another relay holds it, or it failed and waits). Public
-   events (no subject) count as one subject of their own.
+   events (no subject) count as one subject of their own. One query reads those
+   *outsiders*: the unpublished rows before the newest claimed row, ``(created_at, id)``
+   order, that this round did not claim (the partial index on unpublished rows serves
+   it, so the cost follows the batch, not the backlog); the comparison per subject is
+   then made in Python. An earlier row of a claimed row's subject is necessarily before
+   the newest claimed row, so the outsiders hold every row the check is about.
 3. **Publish** the kept rows with :meth:`~azora.events.bus.Bus.publish_many` while the
    row locks are held, **archive** them in the nexus database's ``event_records``
    (insert-or-skip by event id), then **mark** them published; the unit of work commits.
+   The archive's insert runs while the bus stores the events, but its transaction
+   commits only once ``publish_many`` has returned: the history never shows an event
+   the bus does not have. (Nexus's own outbox archives after the publish, in the
+   round's transaction.)
 
-Why the order holds with several relays: the check of step 2 reads a snapshot taken after
-this transaction's locks were granted. A row another relay still holds is unpublished in
-that snapshot, so every later row of its subject is dropped here; a row that the snapshot
-shows published was marked in a transaction that committed after its ``publish_many``
-returned, so the bus already stores it. Either way no subject's later event reaches the
-bus before an earlier one. "Earlier" is ``(created_at, id)``, the order the writers'
-transactions wrote their rows; a row that commits late with an older ``created_at`` is
-published when it becomes visible (commit order).
+Why the order holds with several relays: the outsider query of step 2 is a statement of
+its own after the claim, so it reads a snapshot taken after this transaction's locks
+were granted. A row another relay still holds is unpublished in that snapshot, so it is
+an outsider and every later claimed row of its subject is dropped here; a row that the
+snapshot shows published was marked in a transaction that committed after its
+``publish_many`` returned, so the bus already stores it. Either way no subject's later
+event reaches the bus before an earlier one. "Earlier" is ``(created_at, id)``, the order
+the writers' transactions wrote their rows; a row that commits late with an older
+``created_at`` is published when it becomes visible (commit order).
 
 Delivery is at least once: a crash after ``publish_many`` and before the commit leaves
 the rows unpublished, so the next round publishes (and archives) them again; event ids
@@ -62,18 +72,23 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import (
+    ColumnElement,
     Row,
-    and_,
+    Uuid,
+    all_,
+    any_,
+    bindparam,
     delete,
-    exists,
+    literal,
     select,
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from azora.db.columns import utcnow
+from azora.db.columns import UTCDateTime, utcnow
 from azora.db.engines import Databases
 from azora.db.infra import OUTBOX_TABLE
 from azora.db.statements import core_execute, insert_or_skip
@@ -88,7 +103,6 @@ from azora.types import ALL_SERVICES, ServiceName
 
 logger = logging.getLogger(__name__)
 
-_EARLIER = OUTBOX_TABLE.alias("earlier")
 _ENVELOPE_COLUMNS = (
     OUTBOX_TABLE.c.id,
     OUTBOX_TABLE.c.type,
@@ -189,8 +203,7 @@ class Relay:
             async with UnitOfWork(self._databases, service, as_service=True) as uow:
                 claimed, malformed = await _claim(uow.session, self._batch)
                 if claimed:
-                    await self._bus.publish_many(claimed)
-                    await self._archive(service, uow.session, claimed)
+                    await self._publish_and_archive(service, uow.session, claimed)
                     await _mark(uow.session, [e.id for e in claimed], self._clock())
                 for row_id, problem in malformed.items():
                     logger.error("outbox row %s on %s is malformed: %s", row_id, service, problem)
@@ -337,17 +350,36 @@ class Relay:
         if last is None or self._clock() - last >= self._prune_every:
             await self.prune(service)
 
-    async def _archive(
+    async def _publish_and_archive(
         self, service: ServiceName, session: AsyncSession, envelopes: Sequence[Envelope]
     ) -> None:
+        """Publish ``envelopes``, then commit their archive records.
+
+        The records are inserted in the nexus database while the bus stores the events,
+        and committed once ``publish_many`` has returned: the history shows only what
+        the bus has. On nexus's own outbox they are inserted after the publish, in the
+        round's transaction (a second one would wait on its write lock).
+
+        Raises:
+            BusUnavailable: the bus refused (nothing is archived).
+            ArchiveUnavailable: the nexus database did not take the records.
+        """
         records = [_record(e) for e in envelopes]
         try:
             if service is ServiceName.NEXUS:
-                # Same database: a second transaction would wait on this one's write lock.
+                await self._bus.publish_many(envelopes)
                 await _insert_records(session, records)
                 return
             async with UnitOfWork(self._databases, ServiceName.NEXUS, as_service=True) as uow:
-                await _insert_records(uow.session, records)
+                # Both run to their end (no cancellation halfway), whichever fails.
+                published, archived = await asyncio.gather(
+                    self._bus.publish_many(envelopes),
+                    _insert_records(uow.session, records),
+                    return_exceptions=True,
+                )
+                for outcome in (published, archived):
+                    if isinstance(outcome, BaseException):
+                        raise outcome
         except SQLAlchemyError as exc:
             # The class name only: a database error's text may quote the payloads.
             raise ArchiveUnavailable(f"archive failed: {type(exc).__name__}") from exc
@@ -397,7 +429,7 @@ async def _claim(session: AsyncSession, batch: int) -> tuple[list[Envelope], dic
     rows = list(
         await core_execute(
             session,
-            select(*_ENVELOPE_COLUMNS)
+            select(*_ENVELOPE_COLUMNS, OUTBOX_TABLE.c.created_at)
             .where(OUTBOX_TABLE.c.published_at.is_(None))
             .order_by(OUTBOX_TABLE.c.created_at, OUTBOX_TABLE.c.id)
             .limit(batch)
@@ -405,8 +437,7 @@ async def _claim(session: AsyncSession, batch: int) -> tuple[list[Envelope], dic
         )
     )
     if rows and session.get_bind().dialect.name == "postgresql":
-        blocked = await _blocked(session, [row.id for row in rows])
-        rows = [row for row in rows if row.id not in blocked]
+        rows = _heads(rows, await _outsiders(session, rows))
     envelopes: list[Envelope] = []
     malformed: dict[uuid.UUID, str] = {}
     stuck: set[uuid.UUID | None] = set()
@@ -423,24 +454,49 @@ async def _claim(session: AsyncSession, batch: int) -> tuple[list[Envelope], dic
     return envelopes, malformed
 
 
-async def _blocked(session: AsyncSession, ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """Those of ``ids`` with an earlier unpublished row of their subject outside ``ids``."""
-    earlier = exists().where(
-        _EARLIER.c.published_at.is_(None),
-        _EARLIER.c.subject.is_not_distinct_from(OUTBOX_TABLE.c.subject),
-        tuple_(_EARLIER.c.created_at, _EARLIER.c.id)
-        < tuple_(OUTBOX_TABLE.c.created_at, OUTBOX_TABLE.c.id),
-        _EARLIER.c.id.not_in(ids),
-    )
+async def _outsiders(session: AsyncSession, claimed: list[Row[Any]]) -> list[Row[Any]]:
+    """The unpublished rows before the newest of ``claimed`` that are not among them.
+
+    Normally few: rows another relay holds, or rows committed late with an older
+    ``created_at``. The partial index on unpublished ``(created_at, id)`` serves the
+    range, so the cost grows with the batch and the outsiders, not with the backlog.
+    """
+    newest = claimed[-1]
     result = await core_execute(
-        session, select(OUTBOX_TABLE.c.id).where(and_(OUTBOX_TABLE.c.id.in_(ids), earlier))
+        session,
+        select(OUTBOX_TABLE.c.id, OUTBOX_TABLE.c.subject, OUTBOX_TABLE.c.created_at).where(
+            OUTBOX_TABLE.c.published_at.is_(None),
+            tuple_(OUTBOX_TABLE.c.created_at, OUTBOX_TABLE.c.id)
+            < tuple_(literal(newest.created_at, UTCDateTime()), literal(newest.id, Uuid())),
+            OUTBOX_TABLE.c.id != all_(_id_array([row.id for row in claimed])),
+        ),
     )
-    return set(result.scalars())
+    return list(result)
+
+
+def _heads(claimed: list[Row[Any]], outsiders: list[Row[Any]]) -> list[Row[Any]]:
+    """``claimed`` without the rows that an outsider of their subject precedes.
+
+    Public events (subject ``None``) count as one subject. An outsider precedes a claimed
+    row when its ``(created_at, id)`` is smaller (Python orders UUIDs as PostgreSQL does).
+    """
+    if not outsiders:
+        return claimed
+    first: dict[uuid.UUID | None, tuple[dt.datetime, uuid.UUID]] = {}
+    for row in outsiders:
+        key = (row.created_at, row.id)
+        if row.subject not in first or key < first[row.subject]:
+            first[row.subject] = key
+    return [
+        row
+        for row in claimed
+        if row.subject not in first or (row.created_at, row.id) < first[row.subject]
+    ]
 
 
 async def _mark(session: AsyncSession, ids: list[uuid.UUID], now: dt.datetime) -> None:
     await core_execute(
-        session, update(OUTBOX_TABLE).where(OUTBOX_TABLE.c.id.in_(ids)).values(published_at=now)
+        session, update(OUTBOX_TABLE).where(_among(session, ids)).values(published_at=now)
     )
 
 
@@ -448,9 +504,21 @@ async def _note_attempt(session: AsyncSession, ids: list[uuid.UUID], error: str)
     await core_execute(
         session,
         update(OUTBOX_TABLE)
-        .where(OUTBOX_TABLE.c.id.in_(ids))
+        .where(_among(session, ids))
         .values(attempts=OUTBOX_TABLE.c.attempts + 1, last_error=error),
     )
+
+
+def _id_array(ids: list[uuid.UUID]) -> Any:
+    """``ids`` as one PostgreSQL ``uuid[]`` parameter (not one parameter per id)."""
+    return bindparam("ids", ids, type_=ARRAY(Uuid()))
+
+
+def _among(session: AsyncSession, ids: list[uuid.UUID]) -> ColumnElement[bool]:
+    """The outbox rows whose id is one of ``ids`` (one array parameter on PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return OUTBOX_TABLE.c.id == any_(_id_array(ids))
+    return OUTBOX_TABLE.c.id.in_(ids)
 
 
 async def _insert_records(session: AsyncSession, records: list[dict[str, Any]]) -> None:
@@ -478,6 +546,8 @@ def _record(envelope: Envelope) -> dict[str, Any]:
         "subject_user_id": envelope.subject,
         "payload": envelope.payload,
         "occurred_at": envelope.occurred_at,
+        "correlation_id": envelope.correlation_id,
+        "version": envelope.version,
     }
 
 

@@ -16,9 +16,10 @@ ids they have seen). When the client's last event is among the hub's recent even
 quick reconnection to the same gateway) the catch-up is exact: the events routed after
 it, nothing else.
 
-Gaps: when the history no longer reaches back to the client's last event (it is not
-in the history, and every event there is newer: it was pruned), or when more than ``limit`` events were missed, the client gets the newest
-``limit`` of them and a gap signal, and should reload what it shows.
+Gaps: when the history no longer reaches back to the client's last event (it is not in
+the history, and every event there is newer: it was pruned), or when more than ``limit``
+events were missed, the client gets the newest ``limit`` of them and a gap signal, and
+should reload what it shows.
 """
 
 from __future__ import annotations

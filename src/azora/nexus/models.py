@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, String
+from sqlalchemy import CheckConstraint, Index, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from azora.db.base import TYPE_ANNOTATION_MAP, Entity, new_metadata
@@ -19,7 +19,7 @@ class Base(DeclarativeBase):
 
 
 class EventRecord(Entity, Base):
-    """An event seen on the bus, kept as history (one row per event id)."""
+    """An event seen on the bus, kept as history (one row per event id, the whole envelope)."""
 
     __tablename__ = "event_records"
 
@@ -29,6 +29,8 @@ class EventRecord(Entity, Base):
     subject_user_id: Mapped[uuid.UUID | None] = mapped_column()
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     occurred_at: Mapped[dt.datetime] = mapped_column()
+    correlation_id: Mapped[uuid.UUID | None] = mapped_column()
+    version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
 
     __table_args__ = (
         Index("ix_event_records_type_occurred_at", "type", "occurred_at"),
