@@ -293,8 +293,8 @@ class Gateway:
                     await self.sio.disconnect(sid)
                 self.hub.leave(sid)
                 self._tokens.pop(sid, None)
-            if count % 500 == 0:
-                await asyncio.sleep(0)  # let events flow between batches
+            if count % 50 == 0:
+                await asyncio.sleep(0)  # let events flow: a few ms per batch at most
         return ended
 
     async def _reverify_forever(self) -> None:
