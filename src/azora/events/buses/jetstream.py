@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 
 import nats
@@ -50,6 +51,29 @@ log = logging.getLogger(__name__)
 
 #: What a lost or refused connection looks like from nats-py.
 _FAILURES = (nats.errors.Error, OSError, TimeoutError)
+
+
+#: How many stream sequences a subscription remembers to drop stale copies of a delivery.
+_REMEMBERED = 10_000
+
+
+def _first_copy(handed: OrderedDict[int, int], message: Msg) -> bool:
+    """False for a copy of a delivery this subscription already handed out.
+
+    A pull that timed out on the client can still be answered by the server; its
+    messages then arrive with a later pull, possibly after the same delivery came back
+    (nak'd or past its ack wait). Such a stale copy carries a delivery count not above
+    one already handed out, and is dropped: the delivery it belongs to was settled or
+    is in flight.
+    """
+    sequence, attempt = message.metadata.sequence.stream, message.metadata.num_delivered
+    if handed.get(sequence, 0) >= attempt:
+        return False
+    handed[sequence] = attempt
+    handed.move_to_end(sequence)
+    if len(handed) > _REMEMBERED:
+        handed.popitem(last=False)
+    return True
 
 
 async def _log_error(error: Exception) -> None:
@@ -198,6 +222,7 @@ class NatsBus:
         except _FAILURES as exc:
             raise BusUnavailable(f"subscribing {consumer} on NATS failed: {exc}") from exc
         held: dict[int, Msg] = {}  # stream sequence -> fetched, not yet settled
+        handed: OrderedDict[int, int] = OrderedDict()  # stream sequence -> attempt handed out
         try:
             while not self._closed:
                 try:
@@ -210,9 +235,10 @@ class NatsBus:
                     if self._closed:
                         return
                     raise BusUnavailable(f"the NATS connection closed: {exc}") from exc
-                for message in messages:
+                fresh = [m for m in messages if _first_copy(handed, m)]
+                for message in fresh:
                     held[message.metadata.sequence.stream] = message
-                for message in messages:
+                for message in fresh:
                     if self._closed:
                         return
                     yield self._delivery(message, held)
