@@ -28,6 +28,7 @@ from azora.cache.backends import MemoryBackend
 from azora.db.engines import Databases
 from azora.events.buses import NatsBus
 from azora.gateway.server import Gateway, GatewayServer, settle_memory
+from azora.loop import serving_loop
 from azora.settings import Settings
 
 STOP_GRACE_S = 20.0
@@ -118,8 +119,12 @@ def main() -> None:
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(spec))
+    # On the event loop azora serve uses.
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=serving_loop()) as runner,
+    ):
+        runner.run(serve(spec))
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(f"{profile}/gateway-{os.getpid()}.prof")

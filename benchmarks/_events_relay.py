@@ -25,6 +25,7 @@ from azora.db.infra import OUTBOX_TABLE
 from azora.db.uow import UnitOfWork
 from azora.events.buses import NatsBus
 from azora.events.relay import Relay
+from azora.loop import serving_loop
 from azora.settings import Settings
 from azora.types import ServiceName
 
@@ -94,7 +95,8 @@ def main() -> None:
     watchdog.daemon = True
     watchdog.start()
     try:
-        asyncio.run(serve(spec))
+        with asyncio.Runner(loop_factory=serving_loop()) as runner:  # as azora events relay
+            runner.run(serve(spec))
     except Exception as exc:
         say(f"failed: {exc!r}")
         reply(error=repr(exc))

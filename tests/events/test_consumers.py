@@ -285,3 +285,26 @@ async def test_the_runner_on_nats_handles_retries_and_dead_letters(
     switch.on = False
     assert all(r.ok for r in await runner.replay(NOTIFICATIONS))
     assert await _notifications(databases, "partial") == 2
+
+
+async def test_a_runner_cancelled_while_waiting_for_events_ends_at_once(
+    databases: Databases,
+) -> None:
+    """Ctrl-C on ``azora events consume`` cancels the runner while every consumer waits on
+    the bus; the subscriptions must close cleanly instead of hanging."""
+
+    async def nothing(uow: UnitOfWork, event: Envelope) -> None:
+        raise AssertionError("no event was published")
+
+    idle = [
+        consumer(f"idle-{n}", "finance.>", service=ServiceName.NOTIFICATIONS)(nothing)
+        for n in range(3)
+    ]
+    bus = MemoryBus()
+    running = asyncio.create_task(ConsumerRunner(databases, bus, idle).run(asyncio.Event()))
+    await asyncio.sleep(0.2)  # every consumer is waiting for a delivery
+    running.cancel()
+    done, _ = await asyncio.wait({running}, timeout=2)  # does not wait on a stuck task
+    assert running in done
+    assert running.cancelled()
+    await bus.aclose()

@@ -24,6 +24,7 @@ from azora.events.dead_letters import DeadLetter, dead_letters
 from azora.events.errors import BusUnavailable
 from azora.events.patterns import matches, validate_pattern
 from azora.events.relay import Relay
+from azora.loop import serving_loop
 from azora.nexus.models import EventRecord
 from azora.sagas import CONSUMERS
 from azora.types import ServiceName
@@ -70,7 +71,7 @@ def relay_command(
         finally:
             await bus.aclose()
 
-    for service, count in run(job).items():
+    for service, count in run(job, loop_factory=serving_loop()).items():
         console.print(f"{service}: published {count} events")
 
 
@@ -103,7 +104,7 @@ def consume_command(
         finally:
             await bus.aclose()
 
-    run(job)
+    run(job, loop_factory=serving_loop())
 
 
 def _uuid(value: str | None, option: str) -> uuid.UUID | None:

@@ -59,15 +59,24 @@ def settings() -> Settings:
         fail(error)
 
 
-def run(job: Callable[[Databases], Awaitable[T]]) -> T:
-    """Run ``job`` with the configured databases on a fresh event loop, then close them."""
+def run(
+    job: Callable[[Databases], Awaitable[T]],
+    *,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> T:
+    """Run ``job`` with the configured databases on a fresh event loop, then close them.
+
+    ``loop_factory`` picks the loop (long-running commands pass
+    :func:`azora.loop.serving_loop`'s); asyncio's own by default.
+    """
 
     async def main() -> T:
         async with Databases(settings()) as databases:
             return await job(databases)
 
     try:
-        return asyncio.run(main())
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(main())
     except AzoraError as error:
         fail(error)
     except KeyboardInterrupt:

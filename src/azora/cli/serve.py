@@ -38,6 +38,7 @@ from azora.events.buses import open_bus
 from azora.events.consumers import ConsumerRunner
 from azora.events.relay import Relay
 from azora.gateway.server import Gateway, GatewayServer, settle_memory
+from azora.loop import serving_loop
 from azora.sagas import load_all
 from azora.settings import Settings
 
@@ -69,7 +70,8 @@ def serve(
     except AzoraError as error:
         fail(error)
     try:
-        asyncio.run(_serve(config, host or config.serve_host, port, relay, consumers, embedded))
+        with asyncio.Runner(loop_factory=serving_loop()) as runner:
+            runner.run(_serve(config, host or config.serve_host, port, relay, consumers, embedded))
     except AzoraError as error:
         fail(error)
     except KeyboardInterrupt:

@@ -183,6 +183,7 @@ class ConsumerRunner:
         """
         stopping = asyncio.ensure_future(stop.wait())
         deliveries = self._bus.subscribe(item.name, item.pattern)
+        taking: asyncio.Future[Delivery] | None = None
         try:
             while not stop.is_set():
                 taking = asyncio.ensure_future(anext(deliveries))
@@ -198,6 +199,11 @@ class ConsumerRunner:
                 await self.settle(item, delivery)
         finally:
             stopping.cancel()
+            if taking is not None and not taking.done():
+                # Cancelled from outside (Ctrl-C) while waiting: the generator can only
+                # be closed once the pending read has ended.
+                taking.cancel()
+                await asyncio.gather(taking, return_exceptions=True)
             await _close(deliveries)
 
     async def settle(self, item: Consumer, delivery: Delivery) -> Outcome:
