@@ -93,8 +93,9 @@ async def catch_up(
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the nexus database failed.
     """
-    if hub.knows(after):
-        return _bounded(hub.recent_for(connection, after), None, limit)
+    recent = hub.recent_for(connection, after)
+    if recent is not None:
+        return _bounded(recent, None, limit)
     bound = id_floor(id_time(after) - slack)
     who = RECORDS.c.subject_user_id == connection.user_id
     types = public_types(sorted(connection.patterns))

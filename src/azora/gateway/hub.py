@@ -193,22 +193,15 @@ class Hub:
 
     # -- catching up --------------------------------------------------------------------
 
-    def recent_for(self, connection: Connection, after: uuid.UUID | None) -> list[Envelope]:
-        """The recent events ``connection`` wants, routed after the event ``after``.
-
-        Returns ``[]`` when ``after`` is not among the recent events.
-        """
+    def recent_for(self, connection: Connection, after: uuid.UUID) -> list[Envelope] | None:
+        """The recent events ``connection`` wants, routed after the event ``after``;
+        ``None`` when ``after`` is not among the recent events (it is unknown here)."""
         recent = list(self._recent)
-        key = None if after is None else after.int
+        key = after.int
         position = next((i for i, kept in enumerate(recent) if kept[0] == key), None)
         if position is None:
-            return []
+            return None
         return _wanted(connection, recent[position + 1 :])
-
-    def knows(self, event_id: uuid.UUID) -> bool:
-        """True if ``event_id`` is among the recent events (its successors are known)."""
-        key = event_id.int
-        return any(kept[0] == key for kept in self._recent)
 
     def recent_wanted(self, connection: Connection) -> list[Envelope]:
         """Every recent event ``connection`` wants, in the order they were routed."""
