@@ -214,7 +214,10 @@ async def test_a_nakd_delivery_comes_back_as_attempt_two(bus: Bus) -> None:
         await second.ack()
         await nothing_more(deliveries, within=ACK_WAIT + 0.5)
     assert (first.envelope, first.attempt) == (published, 1)
-    assert (second.envelope, second.attempt) == (published, 2)
+    assert second.envelope == published
+    # 2, or more on NATS when a redelivery went to a pull that timed out on a loaded
+    # machine (the broker counts it; the subscriber never saw it).
+    assert second.attempt >= 2
     assert waited >= 0.15
 
 
