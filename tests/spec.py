@@ -1,14 +1,13 @@
-"""The data-model spec (``DATA-MODEL.md``) read as data: each service's entities and indexes.
+"""The product's data model (``docs/data-model.md``) read as data: each service's
+entities and indexes, which the schema tests hold the migrated databases to.
 
-The spec lives beside the repository (``../shared/spec/``) or in ``AZORA_SPEC_DIR``. When
-it is absent the tests that need it skip, or fail under ``AZORA_REQUIRE_SERVICES=1``.
+The documents live in the repository (``docs/``), so every test runs in every clone.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,9 @@ import pytest
 
 from azora.types import ServiceName
 
-SPEC_FILE = "DATA-MODEL.md"
-# Read at import: the suite's autouse fixture clears every AZORA_* variable before a test.
-_SPEC_DIR = os.environ.get("AZORA_SPEC_DIR")
-_REPO = Path(__file__).resolve().parents[1]
-_DEFAULT_SPEC_DIR = _REPO.parent / "shared" / "spec"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+DATA_MODEL = DOCS / "data-model.md"
+EVENTS = DOCS / "events.md"
 
 _SECTION = re.compile(r"^## azora_(\w+)\s*$")
 _ENTITY = re.compile(r"^- \*\*(\w+)\*\*")
@@ -74,25 +71,14 @@ def _indexes(text: str) -> tuple[tuple[str, ...], ...]:
     )
 
 
-def spec_path() -> Path:
-    """Where the spec is expected (``AZORA_SPEC_DIR`` or ``<repo>/../shared/spec``)."""
-    return Path(_SPEC_DIR or _DEFAULT_SPEC_DIR) / SPEC_FILE
-
-
 @functools.cache
 def _load(path: Path) -> tuple[SpecEntity, ...]:
     return tuple(parse_spec(path.read_text(encoding="utf-8")))
 
 
 def spec_entities() -> tuple[SpecEntity, ...]:
-    """The spec's entities; skips the test when the spec is absent (fails when required)."""
-    path = spec_path()
-    if not path.is_file():
-        reason = f"the data-model spec is not at {path} (set AZORA_SPEC_DIR to its directory)"
-        if os.environ.get("AZORA_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"AZORA_REQUIRE_SERVICES=1 but {reason}")
-        pytest.skip(reason)
-    return _load(path)
+    """The data model's entities (``docs/data-model.md``)."""
+    return _load(DATA_MODEL)
 
 
 def table_of(service: ServiceName, entity: str) -> str:

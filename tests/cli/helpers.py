@@ -100,3 +100,17 @@ def total_rows(settings: Settings, *, skip: ServiceName | None = None) -> int:
             )
 
     return asyncio.run(go())
+
+
+def read_rows(settings: Settings, service: ServiceName, table: str) -> list[dict[str, object]]:
+    """Every row of ``table`` in ``service``'s database, read as its owner."""
+
+    async def go() -> list[dict[str, object]]:
+        async with (
+            Databases(settings) as databases,
+            databases.owner_engine(service).connect() as conn,
+        ):
+            result = await conn.exec_driver_sql(f'SELECT * FROM "{table}"')
+            return [dict(row._mapping) for row in result]
+
+    return asyncio.run(go())

@@ -18,9 +18,14 @@ from tests.cli.helpers import (
     execute_sql,
     flat,
     invoke,
+    read_rows,
     read_table,
     total_rows,
 )
+
+
+#: The seed table's columns: every row a database holds, and the rows one seed run added.
+ROWS, ADDED = "rows (all tables)", "added by this seed"
 
 
 def _head(service: str) -> str | None:
@@ -39,7 +44,7 @@ def _seed() -> tuple[int, str]:
     assert "Rows per database" in result.stdout
     table = read_table(result.stdout, "Rows per database")
     assert set(table) == {*SERVICE_NAMES, "total"}
-    return int(table["total"]["created"]), result.stdout
+    return int(table["total"][ADDED]), result.stdout
 
 
 def test_setup_creates_and_migrates_all_then_has_nothing_to_do(cli_settings: Settings) -> None:
@@ -218,5 +223,43 @@ def test_up_sets_up_seeds_and_reports(cli_settings: Settings) -> None:
     assert set(health) == set(SERVICE_NAMES)
     assert all(row["status"] == "up" for row in health.values()), health
     seeded = read_table(result.stdout, "Rows per database")
-    assert int(seeded["total"]["rows"]) == int(seeded["total"]["created"]) > 0
+    assert int(seeded["total"][ROWS]) == int(seeded["total"][ADDED]) > 0
     assert total_rows(cli_settings) > 0
+
+
+def _production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZORA_ENV", "production")
+    monkeypatch.setenv("AZORA_JWT_SECRET", secrets.token_hex(20))
+    monkeypatch.setenv("AZORA_ENCRYPTION_KEY", secrets.token_hex(20))
+
+
+def _user_emails(settings: Settings) -> list[str]:
+    return [row["email"] for row in read_rows(settings, ServiceName.AUTH, "users")]
+
+
+def test_up_in_production_loads_the_production_seed_only(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _production(monkeypatch)
+    result = invoke("up")
+    assert result.exit_code == 0, result.output
+    assert "loading the production seed only" in result.stdout
+    assert "seeded the production set" in result.stdout
+    assert "development" not in result.stdout
+    assert _user_emails(cli_settings) == []
+    # The production set is there: the system wallets of the mint.
+    assert read_rows(cli_settings, ServiceName.MINT, "wallets")
+
+
+def test_the_development_seed_is_refused_in_production_and_writes_nothing(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _setup()
+    _production(monkeypatch)
+    line = assert_clean_failure(invoke("db", "seed"))
+    assert "development seed" in line
+    assert "production" in line
+    assert total_rows(cli_settings) == 0
+    result = invoke("db", "seed", "--prod")
+    assert result.exit_code == 0, result.output
+    assert _user_emails(cli_settings) == []

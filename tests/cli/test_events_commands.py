@@ -4,13 +4,15 @@ backends (the in-process bus, the embedded default)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 
 import pytest
 
+from azora.cli.bus_claim import BusClaim, claim_path
 from azora.db.engines import Databases
 from azora.mint.service import MintService
-from azora.settings import Settings
+from azora.settings import Settings, get_settings
 from azora.types import Currency
 from tests.cli.helpers import assert_clean_failure, flat, invoke
 
@@ -92,3 +94,31 @@ def test_an_unreachable_bus_is_a_readable_error_and_the_events_stay_in_the_outbo
     monkeypatch.setenv("AZORA_EVENTS_URL", "memory://")
     drained = invoke("events", "relay", "--once", "mint")
     assert "mint: published 1 events" in drained.stdout, drained.output
+
+
+def test_a_second_process_on_the_in_process_bus_is_refused_and_takes_no_event(
+    cli_settings: Settings,
+) -> None:
+    assert invoke("db", "setup").exit_code == 0
+    _open_wallets(cli_settings, uuid.uuid4())
+    # As `azora serve` does: this process runs the in-process bus for these databases.
+    with BusClaim.acquire(get_settings(), "azora serve"):
+        for args in (("events", "relay", "--once"), ("events", "consume")):
+            result = invoke(*args)
+            line = assert_clean_failure(result)
+            assert f"`azora serve` (pid {os.getpid()}) already runs the in-process" in line
+            assert "AZORA_EVENTS_URL=nats://" in flat(result.stderr)
+        assert "Event history (0)" in invoke("events", "history").stdout
+    # Released: the relay may run, and publishes the event the refused one left alone.
+    result = invoke("events", "relay", "--once", "mint")
+    assert "mint: published 1 events" in result.stdout, result.output
+
+
+def test_a_broker_is_shared_so_no_claim_is_needed(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZORA_EVENTS_URL", "redis://127.0.0.1:1/0")
+    with BusClaim.acquire(get_settings(), "azora serve"):
+        again = BusClaim.acquire(get_settings(), "azora events relay")
+        again.release()
+    assert not claim_path(get_settings()).exists()

@@ -6,16 +6,19 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from azora.auth.models import User
 from azora.catalog import SERVICES
 from azora.db.engines import Databases
+from azora.db.errors import OperationRefused
 from azora.db.seeding import SeedContext, SeedReport, run_seeds
 from azora.family.models import FamilyMember
 from azora.mint.models import LedgerEntry, Transaction, Wallet
-from azora.types import ServiceName
+from azora.settings import Settings
+from azora.types import Environment, ServiceName
 
 
 async def _seed(databases: Databases, *, production: bool) -> list[SeedReport]:
@@ -98,3 +101,23 @@ async def test_a_failing_seed_leaves_its_database_as_it_was(databases: Databases
         await run_seeds(databases, [(family, broken)], production=False)
     async with databases.owner_engine(ServiceName.FAMILY).connect() as connection:
         assert await connection.scalar(select(func.count()).select_from(FamilyMember)) == 0
+
+
+async def test_the_development_seed_is_refused_in_production_whoever_asks(
+    migrated_settings: Settings,
+) -> None:
+    production = migrated_settings.model_copy(
+        update={
+            "env": Environment.PRODUCTION,
+            "jwt_secret": SecretStr("j" * 40),
+            "encryption_key": SecretStr("e" * 40),
+        }
+    )
+    async with Databases(production) as databases:
+        with pytest.raises(OperationRefused, match="development seed"):
+            await _seed(databases, production=False)
+        async with databases.owner_engine(ServiceName.AUTH).connect() as connection:
+            assert await connection.scalar(select(func.count()).select_from(User)) == 0
+        await _seed(databases, production=True)
+        async with databases.owner_engine(ServiceName.AUTH).connect() as connection:
+            assert await connection.scalar(select(func.count()).select_from(User)) == 0

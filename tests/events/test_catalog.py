@@ -1,15 +1,14 @@
-"""The catalog has a schema for every type EVENTS.md names, and each schema is strict."""
+"""The catalog has a schema for every type docs/events.md names, and each schema is strict."""
 
 from __future__ import annotations
 
-import os
 import re
 from decimal import Decimal
 
 import pytest
 
 from azora.events import CATALOG, Audience, InvalidEventPayload
-from tests.spec import spec_path
+from tests.spec import EVENTS
 
 _ROW = re.compile(r"^\|[^|]*\|(?P<types>[^|]*)\|\s*$")
 _NAME = re.compile(r"`([a-z0-9_.]+)`")
@@ -28,13 +27,7 @@ def parse_event_types(text: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def spec_types() -> set[str]:
-    path = spec_path().with_name("EVENTS.md")
-    if not path.is_file():
-        reason = f"the events spec is not at {path} (set AZORA_SPEC_DIR to its directory)"
-        if os.environ.get("AZORA_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"AZORA_REQUIRE_SERVICES=1 but {reason}")
-        pytest.skip(reason)
-    return parse_event_types(path.read_text(encoding="utf-8"))
+    return parse_event_types(EVENTS.read_text(encoding="utf-8"))
 
 
 def test_the_spec_table_is_read() -> None:

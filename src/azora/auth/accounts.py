@@ -221,6 +221,31 @@ async def change_password(
     return revoked
 
 
+async def set_password(ctx: AuthContext, email: str, new_password: str, client: Client) -> int:
+    """Set the password of the account with ``email`` as an operator (no current password
+    or token needed); sign the account out everywhere and lift its lockout. Returns the
+    number of sessions revoked.
+
+    Raises:
+        UserNotFound: no active account has this email.
+        WeakPassword: the new password breaks the policy.
+    Nothing is written when either is raised.
+    """
+    address = normalise_email(email)
+    check_password(new_password, email=address)
+    password_hash = await ctx.passwords.hash(new_password)
+    async with ctx.as_service() as uow:
+        user_id = await uow.session.scalar(
+            select(User.id).where(User.email == address, User.deleted_at.is_(None))
+        )
+        if user_id is None:
+            raise UserNotFound(f"no account has the email {address}")
+        await _set_password(uow.session, user_id, password_hash)
+        revoked = await sessions.revoke_all_in(uow, user_id, now=ctx.now())
+        uow.audit(client.audit("auth.password.set", user_id=user_id, sessions_revoked=revoked))
+    return revoked
+
+
 async def _set_password(session: AsyncSession, user_id: uuid.UUID, password_hash: str) -> None:
     await session.execute(
         update(User)

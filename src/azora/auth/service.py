@@ -103,6 +103,19 @@ class AuthService:
         """See :func:`azora.auth.accounts.verify_email`."""
         return await accounts.verify_email(self._ctx, token, Client.of(ip, user_agent))
 
+    async def set_password(
+        self,
+        email: str,
+        new_password: str,
+        *,
+        ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> int:
+        """See :func:`azora.auth.accounts.set_password` (operators only)."""
+        return await accounts.set_password(
+            self._ctx, email, new_password, Client.of(ip, user_agent)
+        )
+
     async def request_password_reset(
         self, email: str, *, ip: str | None = None, user_agent: str | None = None
     ) -> str | None:

@@ -6,7 +6,8 @@ import typer
 
 from azora import __version__
 from azora.catalog import SERVICES
-from azora.cli import audit, db, events, mint
+from azora.cli import audit, auth, db, events, mint
+from azora.cli.db import PRODUCTION_SEED_NOTE
 from azora.cli.render import health_table
 from azora.cli.runner import EXIT_ERROR, console, fail, run, settings
 from azora.cli.serve import serve
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(mint.app, name="mint")
 app.add_typer(audit.app, name="audit")
+app.add_typer(auth.app, name="auth")
 events.app.command(name="tail")(tail)
 app.add_typer(events.app, name="events")
 app.command()(serve)
@@ -32,7 +34,10 @@ app.command()(serve)
 
 @app.command()
 def up() -> None:
-    """Set up every database, load the development seed, and report health and row counts."""
+    """Set up every database, load the seed, and report health and row counts.
+
+    The development seed, or with AZORA_ENV=production the production set only.
+    """
     specs = list(SERVICES.values())
     try:
         backends = {resolve_target(settings(), s.name).backend for s in specs}
@@ -43,10 +48,13 @@ def up() -> None:
         frozenset({"postgresql"}): "PostgreSQL",
     }.get(frozenset(backends), "PostgreSQL and SQLite")
     console.print(f"[bold]Azora {__version__}[/] on {where}")
+    production = db.production_seed(settings())
+    if production:
+        console.print(PRODUCTION_SEED_NOTE)
 
     async def job(databases: Databases) -> bool:
         await db.setup_all(databases, specs)
-        await db.seed_all(databases, production=False)
+        await db.seed_all(databases, production=production)
         results = await check_databases(databases, [s.migrations for s in specs])
         console.print(health_table(results))
         return all(r.migrated for r in results)

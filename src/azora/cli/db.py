@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from azora.catalog import SERVICES, ServiceSpec
-from azora.cli.render import health_table, revision, seed_table
+from azora.cli.render import health_table, progress_bar, revision, seed_table
 from azora.cli.runner import (
     EXIT_ERROR,
     ServicesArg,
@@ -27,25 +27,31 @@ from azora.db.health import check_databases
 from azora.db.migrate import make_migration
 from azora.db.seeding import SeedReport, run_seeds
 from azora.errors import AzoraError
+from azora.settings import Settings
 from azora.types import Environment
 
 app = typer.Typer(help="Manage the nine service databases.", no_args_is_help=True)
 
 
 async def setup_all(databases: Databases, specs: list[ServiceSpec]) -> bool:
-    """Create and migrate ``specs``' databases, printing what changed; True if anything did."""
-    # One after another: Alembic's `op`/`context` are process-wide proxies.
-    reports = [await lifecycle.setup(databases, spec.migrations) for spec in specs]
+    """Create and migrate ``specs``' databases, printing each as it finishes (with a
+    progress bar on a terminal); True if anything changed."""
     changed = False
-    for spec, report in zip(specs, reports, strict=True):
-        if not report.changed:
-            continue
-        changed = True
-        what = "created and migrated" if report.created else "migrated"
-        console.print(
-            f"{spec.name}: {what} {revision(report.migration.before)}"
-            f" → {revision(report.migration.after)}"
-        )
+    with progress_bar("setting up") as progress:
+        task = progress.add_task("setting up", total=len(specs))
+        # One after another: Alembic's `op`/`context` are process-wide proxies.
+        for spec in specs:
+            progress.update(task, description=f"setting up {spec.name}")
+            report = await lifecycle.setup(databases, spec.migrations)
+            progress.advance(task)
+            if not report.changed:
+                continue
+            changed = True
+            what = "created and migrated" if report.created else "migrated"
+            progress.console.print(
+                f"{spec.name}: {what} {revision(report.migration.before)}"
+                f" → {revision(report.migration.after)}"
+            )
     if not changed:
         console.print(f"nothing to do: all {len(specs)} databases exist and are at head")
     return changed
@@ -147,22 +153,46 @@ def reset(
     run(job)
 
 
+#: What `azora up` and `azora serve` say before seeding in production.
+PRODUCTION_SEED_NOTE = (
+    "AZORA_ENV=production: loading the production seed only (system wallets, metrics,"
+    " the AI family; no accounts)"
+)
+
+
+def production_seed(settings: Settings) -> bool:
+    """True when ``settings`` may load only the production seed (``AZORA_ENV=production``)."""
+    return settings.env is Environment.PRODUCTION
+
+
 async def seed_all(databases: Databases, *, production: bool) -> list[SeedReport]:
-    """Seed every database and print the rows table (and notices such as a new password)."""
+    """Seed every database, printing each as it finishes, then the rows table and any
+    notice (such as a generated password in development).
+
+    Raises:
+        OperationRefused: the development set in production (see ``run_seeds``).
+    """
     plan = [
         (s.migrations, s.seed_production if production else s.seed_development)
         for s in SERVICES.values()
     ]
     admin = databases.settings.admin_password
-    reports, ctx = await run_seeds(
-        databases,
-        plan,
-        production=production,
-        admin_password=admin.get_secret_value() if admin else None,
-    )
+    kind = "production" if production else "development"
+    with progress_bar(f"seeding the {kind} set") as progress:
+        task = progress.add_task(f"seeding the {kind} set", total=len(plan))
+
+        def done(report: SeedReport) -> None:
+            progress.advance(task)
+
+        reports, ctx = await run_seeds(
+            databases,
+            plan,
+            production=production,
+            admin_password=admin.get_secret_value() if admin else None,
+            on_done=done,
+        )
     console.print(seed_table(reports))
     created = sum(r.created for r in reports)
-    kind = "production" if production else "development"
     if created:
         console.print(f"seeded the {kind} set: {created} rows created")
     else:
@@ -176,14 +206,10 @@ async def seed_all(databases: Databases, *, production: bool) -> list[SeedReport
 def seed(
     prod: Annotated[bool, typer.Option("--prod", help="The minimal production set.")] = False,
 ) -> None:
-    """Load seed data (the development set, or --prod); creates only what is missing."""
-    if not prod and settings().env is Environment.PRODUCTION:
-        fail(
-            OperationRefused(
-                "refusing to load development seed data when AZORA_ENV=production",
-                hint="use `azora db seed --prod`",
-            )
-        )
+    """Load seed data (the development set, or --prod); creates only what is missing.
+
+    The development set is refused when AZORA_ENV=production.
+    """
     run(lambda databases: seed_all(databases, production=prod))
 
 

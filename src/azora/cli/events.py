@@ -13,6 +13,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from azora.catalog import SERVICES
+from azora.cli.bus_claim import BusClaim
 from azora.cli.runner import ServicesArg, console, fail, run, selected, settings
 from azora.db import lifecycle
 from azora.db.engines import Databases
@@ -30,6 +31,15 @@ from azora.sagas import CONSUMERS
 from azora.types import ServiceName
 
 app = typer.Typer(help="The event outbox relay and the event history.", no_args_is_help=True)
+
+
+def claimed(command: str) -> BusClaim:
+    """The in-process bus claimed for ``command`` (when AZORA_EVENTS_URL is memory://),
+    or a readable exit when another process holds it."""
+    try:
+        return BusClaim.acquire(settings(), command)
+    except AzoraError as error:
+        fail(error)
 
 
 @app.command(name="relay")
@@ -71,7 +81,9 @@ def relay_command(
         finally:
             await bus.aclose()
 
-    for service, count in run(job, loop_factory=serving_loop()).items():
+    with claimed("azora events relay"):
+        published = run(job, loop_factory=serving_loop())
+    for service, count in published.items():
         console.print(f"{service}: published {count} events")
 
 
@@ -104,7 +116,8 @@ def consume_command(
         finally:
             await bus.aclose()
 
-    run(job, loop_factory=serving_loop())
+    with claimed("azora events consume"):
+        run(job, loop_factory=serving_loop())
 
 
 def _uuid(value: str | None, option: str) -> uuid.UUID | None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
+from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from azora.cli.runner import console as default_console
 from azora.db.health import DatabaseHealth
 from azora.db.seeding import SeedReport
 
@@ -43,11 +47,12 @@ def health_table(results: Sequence[DatabaseHealth]) -> Table:
 
 
 def seed_table(reports: Sequence[SeedReport]) -> Table:
-    """Rows per database after seeding, and how many the run created."""
+    """Per database: every row it holds now (all tables, whoever wrote them) and the rows
+    this run of the seed added."""
     table = Table(title="Rows per database")
     table.add_column("database")
-    table.add_column("rows", justify="right")
-    table.add_column("created", justify="right")
+    table.add_column("rows (all tables)", justify="right")
+    table.add_column("added by this seed", justify="right")
     for report in reports:
         table.add_row(report.service, str(report.rows_after), str(report.created))
     table.add_row(
@@ -56,3 +61,19 @@ def seed_table(reports: Sequence[SeedReport]) -> Table:
         str(sum(r.created for r in reports)),
     )
     return table
+
+
+@contextmanager
+def progress_bar(what: str, console: Console | None = None) -> Iterator[Progress]:
+    """A transient progress bar for work over the databases: drawn on a terminal and
+    gone when the work ends; elsewhere (a pipe, a log) nothing but what the work prints
+    through ``progress.console``."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console or default_console,
+        transient=True,
+    ) as progress:
+        yield progress

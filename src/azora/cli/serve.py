@@ -20,7 +20,7 @@ from azora import __version__
 from azora.auth.service import AuthService
 from azora.cache.core import open_cache
 from azora.catalog import SERVICES
-from azora.cli.db import seed_all, setup_all
+from azora.cli.db import PRODUCTION_SEED_NOTE, production_seed, seed_all, setup_all
 from azora.cli.runner import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -91,7 +91,10 @@ async def _serve(
         specs = list(SERVICES.values())
         if embedded:
             await setup_all(databases, specs)
-            await seed_all(databases, production=False)
+            production = production_seed(config)
+            if production:
+                console.print(PRODUCTION_SEED_NOTE)
+            await seed_all(databases, production=production)
         else:
             for spec in specs:
                 await lifecycle.require_head(databases, spec.migrations)

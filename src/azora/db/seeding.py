@@ -16,9 +16,11 @@ from sqlalchemy import func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from azora.db.engines import Databases
+from azora.db.errors import OperationRefused
 from azora.db.lifecycle import explained, require_head
 from azora.db.migrate import MigrationSource
 from azora.db.uow import UnitOfWork
+from azora.types import Environment
 
 #: Well-known owner ids of the system wallets (treasury, reward pool, escrow).
 SYSTEM_TREASURY_ID = uuid.UUID("00000000-0000-7000-8000-000000000001")
@@ -84,17 +86,30 @@ async def run_seeds(
     *,
     production: bool,
     admin_password: str | None = None,
+    on_done: Callable[[SeedReport], None] | None = None,
 ) -> tuple[list[SeedReport], SeedContext]:
     """Run each service's seed in its own unit of work, in the order given.
 
-    Every database is checked to be at head before anything is written. A seed that
+    Every database is checked to be at head before anything is written; ``on_done``
+    hears of each database as its seed commits. A seed that
     fails rolls its own database back; databases seeded before it keep their rows, and
     since seeds are idempotent, running again completes the set.
 
+    The development set (``production=False``) holds accounts whose passwords are
+    published; it is refused whenever the settings say ``AZORA_ENV=production``,
+    whichever command asks for it.
+
     Raises:
+        OperationRefused: the development set was asked for in production.
         DatabaseMissing, DatabaseNotMigrated: a database is not set up.
         DatabaseError: a database failed while seeding.
     """
+    if not production and databases.settings.env is Environment.PRODUCTION:
+        raise OperationRefused(
+            "refusing to load the development seed when AZORA_ENV=production: its accounts"
+            " have published passwords",
+            hint="production loads only the production set (`azora db seed --prod`)",
+        )
     for source, _ in plan:
         await require_head(databases, source)
     ctx = SeedContext(production=production, admin_password=admin_password)
@@ -105,5 +120,8 @@ async def run_seeds(
             async with UnitOfWork(databases, source.service, as_service=True) as uow:
                 await seed(uow.session, ctx)
             after = await count_rows(databases, source)
-        reports.append(SeedReport(source.service, before, after))
+        report = SeedReport(source.service, before, after)
+        reports.append(report)
+        if on_done is not None:
+            on_done(report)
     return reports, ctx
