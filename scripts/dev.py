@@ -7,16 +7,19 @@
     python3 scripts/dev.py help
 
 Needs only Python 3.11+. The environment is rebuilt when ``pyproject.toml`` or
-``requirements.lock`` changes.
+``requirements.lock`` changes. ``run`` and ``test`` then become the task's process, so
+Ctrl-C and other signals reach it directly and its exit code is this command's.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import venv
 from pathlib import Path
+from types import FrameType
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
@@ -50,8 +53,53 @@ def ensure_environment() -> None:
     STAMP.touch()
 
 
-def _exec(command: list[str]) -> int:
-    return subprocess.run(command, cwd=ROOT).returncode
+#: The signals :func:`run_forwarding` passes on (those this platform has).
+FORWARDED = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+
+
+def _become(command: list[str]) -> int:
+    """Run ``command`` in place of this process (POSIX), else as :func:`run_forwarding`.
+
+    Nothing stands between the command and its signals then: a Ctrl-C in the terminal
+    reaches it once, a signal sent to this process is its signal, and its exit code is
+    this process's. Returns only where a process cannot be replaced (Windows).
+    """
+    if os.name == "nt":
+        return run_forwarding(command)
+    os.chdir(ROOT)
+    os.execv(command[0], command)
+
+
+def run_forwarding(command: list[str]) -> int:
+    """Run ``command`` in the project's root to its end; its exit code (128 + N when
+    signal N ended it).
+
+    SIGINT, SIGTERM and SIGHUP sent to this process are passed on to the command, once
+    each, and never end this process: the command stops as it chooses, then its code is
+    returned. On POSIX the command has a process group of its own, so a Ctrl-C in the
+    terminal (sent to this process's group) reaches it only through here, once; on
+    Windows the console sends Ctrl-C to the command itself and nothing is passed on.
+    """
+    posix = os.name != "nt"
+    child: subprocess.Popen[bytes] | None = None
+    early: list[int] = []  # arrived before the command started
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        if child is None:
+            early.append(signum)
+        elif posix:
+            child.send_signal(signum)  # a no-op once it has exited
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    try:
+        child = subprocess.Popen(command, cwd=ROOT, process_group=0 if posix else None)
+        for signum in early:
+            forward(signum, None)
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - code if code < 0 else code
 
 
 def main(argv: list[str]) -> int:
@@ -67,18 +115,21 @@ def main(argv: list[str]) -> int:
         return 0 if task == "help" else 2
     ensure_environment()
     if task == "run":
-        return _exec([str(BIN / "azora"), "serve", *rest])
+        return _become([str(BIN / "azora"), "serve", *rest])
     if task == "test":
-        return _exec([str(BIN / "pytest"), *rest])
+        return _become([str(BIN / "pytest"), *rest])
     for command in (
         [str(BIN / "ruff"), "check", "src", "tests", "scripts", "benchmarks"],
         [str(BIN / "ruff"), "format", "--check", "src", "tests", "scripts", "benchmarks"],
         [str(BIN / "mypy")],
     ):
-        if code := _exec(command):
+        if code := run_forwarding(command):
             return code
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # Ctrl-C while the environment was being built
+        sys.exit(130)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from azora.errors import ConfigurationError
@@ -19,6 +20,26 @@ from azora.types import Environment, ServiceName
 #: Placeholders that let development and tests start without secrets; refused in production.
 DEV_JWT_SECRET = "dev-insecure-jwt-secret-change-me"
 DEV_ENCRYPTION_KEY = "dev-insecure-encryption-key-change-me"
+
+
+_CACHE_SCHEMES = frozenset({"memory", "redis", "rediss", "unix"})
+_EVENTS_SCHEMES = frozenset({"memory", "nats", "tls", "redis", "rediss", "unix"})
+
+
+def _check_client_url(value: str, schemes: frozenset[str], expected: str) -> str:
+    """``value`` if each of its comma-separated URLs has a known scheme and a usable port.
+
+    The messages never repeat the value: it may hold a password.
+    """
+    for part in value.split(","):
+        try:
+            parts = urlsplit(part.strip())
+            parts.port  # noqa: B018 - raises for a port that is not a number from 0 to 65535
+        except ValueError:
+            raise ValueError(f"not a URL with a usable host and port; use {expected}") from None
+        if parts.scheme not in schemes:
+            raise ValueError(f"unsupported scheme {parts.scheme!r}; use {expected}")
+    return value
 
 
 class Settings(BaseSettings):
@@ -116,6 +137,18 @@ class Settings(BaseSettings):
     auth_lockout_base_s: Annotated[int, Field(ge=1)] = 30
     auth_lockout_max_s: Annotated[int, Field(ge=1)] = 3_600
 
+    @field_validator("cache_url")
+    @classmethod
+    def _cache_url_is_usable(cls, value: str) -> str:
+        return _check_client_url(value, _CACHE_SCHEMES, "memory:// or redis://host:6379/0")
+
+    @field_validator("events_url")
+    @classmethod
+    def _events_url_is_usable(cls, value: str) -> str:
+        return _check_client_url(
+            value, _EVENTS_SCHEMES, "memory://, nats://host:4222 or redis://host:6379/0"
+        )
+
     @model_validator(mode="after")
     def _auth_settings_are_consistent(self) -> Settings:
         if self.auth_session_max_age_s < self.auth_session_idle_ttl_s:
@@ -187,7 +220,10 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(f"{_variable(err['loc'])}: {err['msg']}" for err in exc.errors())
+        problems = "; ".join(
+            f"{_variable(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
         raise ConfigurationError(
             f"invalid configuration: {problems}", hint="fix the AZORA_* environment variables"
         ) from None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from azora import __version__
 from azora.catalog import SERVICES
-from azora.cli import audit, auth, db, events, mint
+from azora.cli import audit, auth, db, events, mint, runner
 from azora.cli.db import PRODUCTION_SEED_NOTE
 from azora.cli.render import health_table
 from azora.cli.runner import EXIT_ERROR, console, fail, run, settings
@@ -70,5 +72,14 @@ def version() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: whatever happens, no traceback reaches the terminal.
+
+    An expected error a command let through is one readable line; anything else is a
+    bug, reported as one line naming the file that holds its traceback. Both exit 1.
+    """
+    try:
+        app()
+    except AzoraError as error:
+        sys.exit(runner.report(error))
+    except Exception as exc:
+        sys.exit(runner.report_bug(exc))

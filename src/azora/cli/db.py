@@ -27,6 +27,7 @@ from azora.db.health import check_databases
 from azora.db.migrate import make_migration
 from azora.db.seeding import SeedReport, run_seeds
 from azora.errors import AzoraError
+from azora.references import dependents
 from azora.settings import Settings
 from azora.types import Environment
 
@@ -130,8 +131,21 @@ def status(services: ServicesArg = None) -> None:
 def reset(
     services: ServicesArg = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    cascade: Annotated[
+        bool,
+        typer.Option(
+            "--cascade",
+            help="Also reset the databases that keep ids of their rows (for auth: every"
+            " database that keeps user ids).",
+        ),
+    ] = False,
 ) -> None:
-    """Drop and recreate databases from empty (development only; destroys their data)."""
+    """Drop and recreate databases from empty (development only; destroys their data).
+
+    Rows of other databases that keep ids of theirs (user ids of auth, for one) would
+    refer to nothing: they are listed first, and the reset goes on only with --cascade
+    (which resets those databases too) or when confirmed at the prompt, never on --yes.
+    """
     specs = selected(services)
     if settings().env is Environment.PRODUCTION:
         fail(
@@ -140,8 +154,29 @@ def reset(
                 hint="reset is for development; restore a backup in production",
             )
         )
+    chosen = {s.name for s in specs}
+    if cascade:
+        chosen |= dependents(chosen)
+        specs = [spec for name, spec in SERVICES.items() if name in chosen]
     names = ", ".join(s.name for s in specs)
-    if not yes and not typer.confirm(f"Drop and recreate {names}? All their data is lost"):
+    left = run(lambda databases: lifecycle.dangling(databases, chosen))
+    question = f"Drop and recreate {names}? All their data is lost"
+    if left:
+        others = ", ".join(sorted({d.reference.service for d in left}))
+        _print_dangling(names, left)
+        if yes:
+            fail(
+                OperationRefused(
+                    f"not resetting {names}: rows in {others} keep ids of their rows",
+                    hint=f"add --cascade to reset {others} as well (destroying their data"
+                    " too), or leave out --yes to be asked",
+                )
+            )
+        question = (
+            f"Drop and recreate {names} anyway (all their data is lost),"
+            " leaving those rows referring to nothing?"
+        )
+    if not yes and not typer.confirm(question):
         err_console.print("aborted; nothing was changed")
         raise typer.Exit(EXIT_ERROR)
 
@@ -151,6 +186,23 @@ def reset(
             console.print(f"{spec.name}: reset to {revision(report.migration.after)}")
 
     run(job)
+
+
+def _print_dangling(names: str, left: list[lifecycle.Dangling]) -> None:
+    """List the rows a reset of ``names`` would leave referring to nothing, per database."""
+    console.print(
+        f"[yellow]warning:[/] other databases keep ids of rows in {names};"
+        " after the reset they would refer to nothing:"
+    )
+    by_service: dict[str, list[str]] = {}
+    for item in left:
+        ref = item.reference
+        rows = "1 row" if item.rows == 1 else f"{item.rows} rows"
+        by_service.setdefault(ref.service, []).append(
+            f"{rows} of {escape(ref.describe())} → {ref.target}.{ref.target_table}"
+        )
+    for service, lines in by_service.items():
+        console.print(f"  {service}: {'; '.join(lines)}")
 
 
 #: What `azora up` and `azora serve` say before seeding in production.
@@ -215,7 +267,9 @@ def seed(
 
 @app.command()
 def health(services: ServicesArg = None) -> None:
-    """Check each database: reachable, latency, revision; exits 1 if any is down."""
+    """Check each database: reachable, latency, revision and a cheap integrity check
+    (SQLite's quick_check, PostgreSQL's data checksum failures); exits 1 if any is down
+    or damaged."""
     specs = selected(services)
     results = run(lambda databases: check_databases(databases, [s.migrations for s in specs]))
     console.print(health_table(results))

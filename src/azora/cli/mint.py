@@ -18,8 +18,10 @@ app = typer.Typer(help="Inspect the mint's ledger.", no_args_is_help=True)
 
 
 async def _verify(databases: Databases) -> VerifyReport:
-    await lifecycle.require_head(databases, SERVICES[ServiceName.MINT].migrations)
-    return await MintService(databases).verify()
+    source = SERVICES[ServiceName.MINT].migrations
+    await lifecycle.require_head(databases, source)
+    async with lifecycle.explained(databases, source):  # e.g. a damaged database file
+        return await MintService(databases).verify()
 
 
 @app.command()

@@ -21,12 +21,13 @@ def revision(value: str | None) -> str:
 
 
 def health_table(results: Sequence[DatabaseHealth]) -> Table:
-    """One row per database: up/down, latency, revision (and head when behind), location.
+    """One row per database: up/down (or damaged), latency, revision (and head when
+    behind), the integrity check's verdict, location.
 
     Why a database is down is in the table's caption, one line per database.
     """
     table = Table(title="Database health")
-    for column in ("database", "status", "latency", "revision"):
+    for column in ("database", "status", "latency", "revision", "integrity"):
         table.add_column(column, no_wrap=True)
     table.add_column("location", overflow="fold")
     for item in results:
@@ -37,8 +38,10 @@ def health_table(results: Sequence[DatabaseHealth]) -> Table:
             if not item.migrated:
                 rev += f" (head {revision(item.head)})"
         else:
-            state, latency, rev = "[red]down[/]", "-", "-"
-        table.add_row(item.service, state, latency, rev, escape(item.location))
+            state = "[red]damaged[/]" if item.integrity == "damaged" else "[red]down[/]"
+            latency, rev = "-", "-"
+        integrity = escape(item.integrity or "-")
+        table.add_row(item.service, state, latency, rev, integrity, escape(item.location))
     errors = [f"{item.service}: {item.error}" for item in results if not item.up]
     if errors:
         table.caption = escape("\n".join(errors))

@@ -1,12 +1,17 @@
 """How every command runs: settings, databases, one event loop, readable failures.
 
 An :class:`~azora.errors.AzoraError` becomes one red line (plus a hint) on stderr and
-exit code 1; Ctrl-C exits 130. Anything else is a bug and keeps its traceback.
+exit code 1; Ctrl-C exits 130. Anything else is a bug: the entry point
+(:func:`azora.cli.app.main`) reports it with :func:`report_bug` as one line naming the
+file that holds its traceback, never the traceback itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Annotated, NoReturn, TypeVar
 
@@ -16,6 +21,7 @@ from rich.markup import escape
 
 from azora.catalog import SERVICES, ServiceSpec, select_services
 from azora.db.engines import Databases
+from azora.db.urls import mask_passwords
 from azora.errors import AzoraError
 from azora.settings import Settings, get_settings
 
@@ -28,12 +34,38 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-def fail(error: AzoraError) -> NoReturn:
-    """Print ``error`` as one readable line (and its hint) and exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {escape(error.message)}")
+def report(error: AzoraError) -> int:
+    """Print ``error`` as one readable line (and its hint) on stderr; returns the exit code."""
+    err_console.print(f"[bold red]error:[/] {escape(mask_passwords(error.message))}")
     if error.hint:
         err_console.print(f"[dim]hint:[/] {escape(error.hint)}")
-    raise typer.Exit(EXIT_ERROR)
+    return EXIT_ERROR
+
+
+def fail(error: AzoraError) -> NoReturn:
+    """Print ``error`` as one readable line (and its hint) and exit non-zero."""
+    raise typer.Exit(report(error))
+
+
+def report_bug(exc: BaseException) -> int:
+    """Report an unexpected exception (a bug) as one line on stderr, with its traceback
+    written to a new private file in the temporary directory; returns the exit code.
+
+    Passwords in URLs are masked, in the line and in the file.
+    """
+    trace = mask_passwords("".join(traceback.format_exception(exc)))
+    try:
+        handle, path = tempfile.mkstemp(prefix="azora-error-", suffix=".txt")
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(trace)
+        where = f"the traceback is in {path}"
+    except OSError as error:
+        where = f"its traceback could not be saved ({error.strerror})"
+    lines = str(exc).strip().splitlines()
+    detail = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    err_console.print(f"[bold red]error:[/] internal error: {escape(mask_passwords(detail))}")
+    err_console.print(f"[dim]hint:[/] this is a bug in azora; {escape(where)}")
+    return EXIT_ERROR
 
 
 #: The optional list of services a command acts on (all nine when none is named).

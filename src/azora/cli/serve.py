@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+import signal
+import socket
+from collections.abc import Callable, Coroutine, Iterator
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +23,7 @@ from azora import __version__
 from azora.auth.service import AuthService
 from azora.cache.core import open_cache
 from azora.catalog import SERVICES
+from azora.cli.bus_claim import BusClaim
 from azora.cli.db import PRODUCTION_SEED_NOTE, production_seed, seed_all, setup_all
 from azora.cli.runner import (
     EXIT_ERROR,
@@ -37,7 +41,7 @@ from azora.events.bus import Bus
 from azora.events.buses import open_bus
 from azora.events.consumers import ConsumerRunner
 from azora.events.relay import Relay
-from azora.gateway.server import Gateway, GatewayServer, settle_memory
+from azora.gateway.server import Gateway, GatewayServer, listen, settle_memory
 from azora.loop import serving_loop
 from azora.sagas import load_all
 from azora.settings import Settings
@@ -58,34 +62,111 @@ def serve(
         bool, typer.Option(help="Run the event consumers (sagas) in this process.")
     ] = True,
 ) -> None:
-    """Serve live events over Socket.IO, plus GET /health and GET /events/types.
+    """Serve live events over Socket.IO, plus GET /, GET /health and GET /events/types.
 
     With the embedded default (SQLite) it first sets up and seeds the databases (a
     no-op after the first run); on PostgreSQL the databases must be migrated already
-    (azora db setup). Runs until Ctrl-C.
+    (azora db setup). Runs until Ctrl-C (exit 130) or SIGTERM (exit 0), then stops the
+    relay and the consumers and closes the databases. A port in use exits 1 at once.
     """
     config = settings()
+    host = host or config.serve_host
     try:
         embedded = {resolve_target(config, s).backend for s in SERVICES} == {"sqlite"}
+        # Bound first: a taken port is refused before anything is set up or printed.
+        listening = listen(host, config.serve_port if port is None else port)
+        # With memory://, this process's bus is the only one these databases may have.
+        claim = BusClaim.acquire(config, "azora serve")
     except AzoraError as error:
         fail(error)
-    try:
-        with asyncio.Runner(loop_factory=serving_loop()) as runner:
-            runner.run(_serve(config, host or config.serve_host, port, relay, consumers, embedded))
-    except AzoraError as error:
-        fail(error)
-    except KeyboardInterrupt:
+    with claim, listening:  # closed by the server once it serves; here if it never does
+        try:
+            with asyncio.Runner(loop_factory=serving_loop()) as runner:
+                stopped_by = runner.run(_serve(config, listening, host, relay, consumers, embedded))
+        except AzoraError as error:
+            fail(error)
+        except KeyboardInterrupt:  # only once the handlers are gone, while closing the loop
+            stopped_by = signal.SIGINT
+    if stopped_by == signal.SIGINT:
         err_console.print("interrupted")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if stopped_by == signal.SIGTERM:
+        err_console.print("stopped")
+
+
+class _StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM as requests to stop gracefully, whatever disposition the
+    process inherited (a background job of a non-interactive shell starts with SIGINT
+    ignored).
+
+    The first signal is kept in :attr:`received`. Before the server runs it cancels
+    ``main`` (the setting up); once :attr:`server` is set it asks the server to stop,
+    after which the workers, the bus and the databases are closed as usual. A second
+    SIGINT while serving stops without waiting for open connections; other signals after
+    the first change nothing.
+    """
+
+    def __init__(self, main: asyncio.Task[Any]) -> None:
+        self.received: signal.Signals | None = None
+        self.server: GatewayServer | None = None
+        self._main = main
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Handle both signals in the running loop; put back the previous handlers after."""
+        loop = asyncio.get_running_loop()
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            loop.call_soon_threadsafe(self._stop, signal.Signals(signum))
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, action in previous.items():
+                signal.signal(sig, action)
+
+    def _stop(self, received: signal.Signals) -> None:
+        first = self.received is None
+        if first:
+            self.received = received
+        if self.server is not None:
+            self.server.handle_exit(received, None)
+        elif first:
+            self._main.cancel()
 
 
 async def _serve(
     config: Settings,
+    listening: socket.socket,
     host: str,
-    port: int | None,
     relay: bool,
     consumers: bool,
     embedded: bool,
+) -> signal.Signals | None:
+    """Set up, serve on ``listening`` until stopped, close everything; the signal that
+    stopped it (None if the server ended on its own)."""
+    main = asyncio.current_task()
+    assert main is not None  # run by asyncio.Runner
+    stopping = _StopSignals(main)
+    with stopping.installed():
+        try:
+            await _setup_and_serve(config, listening, host, relay, consumers, embedded, stopping)
+        except asyncio.CancelledError:
+            if stopping.received is None:
+                raise
+            main.uncancel()  # cancelled by the signal, which says how it ended
+    return stopping.received
+
+
+async def _setup_and_serve(
+    config: Settings,
+    listening: socket.socket,
+    host: str,
+    relay: bool,
+    consumers: bool,
+    embedded: bool,
+    stopping: _StopSignals,
 ) -> None:
     async with Databases(config) as databases:
         specs = list(SERVICES.values())
@@ -109,10 +190,10 @@ async def _serve(
         tasks = [asyncio.create_task(work(stop), name=name) for name, work in workers.items()]
         try:
             async with Gateway(databases, bus, AuthService(databases, cache=cache), config) as gw:
-                server = GatewayServer(gw, host, config.serve_port if port is None else port)
+                server = stopping.server = GatewayServer(gw, host, listening.getsockname()[1])
                 announce = asyncio.create_task(_announce(server, host, sorted(workers)))
                 settle_memory()
-                await server.serve()
+                await server.serve(sockets=[listening])
                 announce.cancel()
                 if not server.ready.is_set():
                     raise typer.Exit(EXIT_ERROR)
@@ -129,7 +210,7 @@ async def _announce(server: GatewayServer, host: str, workers: list[str]) -> Non
     await server.ready.wait()
     console.print(
         f"[bold]Azora {__version__}[/] serving on http://{host}:{server.port}: Socket.IO at "
-        "/socket.io, GET /health, GET /events/types; running "
+        "/socket.io, GET / (the links), GET /health, GET /events/types; running "
         f"{', '.join(workers) or 'the gateway only'}. Ctrl-C to stop."
     )
 

@@ -1,4 +1,5 @@
-"""Create, find and drop service databases (PostgreSQL databases or SQLite files)."""
+"""Create, find and drop service databases (PostgreSQL databases or SQLite files), and
+check that the application role can log in to them."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from azora.db.engines import build_engine
-from azora.db.errors import DatabaseError, explain_connection_error
+from azora.db.engines import app_target, build_engine
+from azora.db.errors import (
+    DatabaseError,
+    app_login_refusal,
+    explain_connection_error,
+    explain_damage,
+)
 from azora.db.urls import DatabaseTarget
 from azora.settings import Settings
 
@@ -16,7 +22,9 @@ _MAINTENANCE_DATABASES = ("postgres", "template1")
 
 def explain(exc: BaseException, target: DatabaseTarget) -> DatabaseError:
     """The readable error for a failure to use ``target`` (a generic one if unknown)."""
-    known = explain_connection_error(exc, service=target.service, where=target.display)
+    known = explain_damage(
+        exc, service=target.service, where=target.display
+    ) or explain_connection_error(exc, service=target.service, where=target.display)
     if known is not None:
         return known
     orig = getattr(exc, "orig", None)
@@ -114,3 +122,30 @@ async def drop_database(target: DatabaseTarget, settings: Settings) -> bool:
     finally:
         await engine.dispose()
     return True
+
+
+async def check_app_login(target: DatabaseTarget, settings: Settings) -> None:
+    """Make sure the application role will be able to log in to ``target`` (PostgreSQL).
+
+    Checked when ``AZORA_DB_APP_PASSWORD`` is unset, before set-up writes anything: the
+    role is then created without a password, which only a server that lets it in without
+    one (trust or peer authentication) accepts. So this logs in as the role with no
+    password: a server that asks for one (it does so even before the role exists) is
+    refused here rather than after set-up, when the application first connects.
+
+    Raises:
+        ConfigurationError: the server asks the role for a password, or refuses it.
+    """
+    if target.backend != "postgresql" or settings.db_app_password is not None:
+        return
+    app = app_target(target, settings)
+    engine = build_engine(app, settings, pooled=False)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except (DBAPIError, OSError) as exc:
+        refusal = app_login_refusal(exc, role=settings.db_app_role, where=app.display)
+        if refusal is not None:
+            raise refusal from None
+    finally:
+        await engine.dispose()

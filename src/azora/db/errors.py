@@ -7,7 +7,7 @@ import sqlite3
 
 import asyncpg
 
-from azora.errors import AzoraError
+from azora.errors import AzoraError, ConfigurationError
 
 
 class DatabaseError(AzoraError):
@@ -32,6 +32,12 @@ class DatabaseMissing(DatabaseError):
     """The database does not exist yet."""
 
     code = "database_missing"
+
+
+class DatabaseDamaged(DatabaseError):
+    """The database's storage is damaged (a corrupt page), or the file is not a database."""
+
+    code = "database_damaged"
 
 
 class DatabaseNotMigrated(DatabaseError):
@@ -68,6 +74,64 @@ def _chain(exc: BaseException) -> list[BaseException]:
         seen.append(item)
         todo.extend([item.__cause__, item.__context__, getattr(item, "orig", None)])
     return seen
+
+
+#: SQLite's primary result codes for a damaged file and for a file that is not a database.
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def damaged(service: str, what: str) -> DatabaseDamaged:
+    """The error for a damaged ``service`` database; ``what`` says what is wrong with it.
+
+    The hint names the recovery: a backup, or in development a reset (which loses the data).
+    """
+    return DatabaseDamaged(
+        f"{what}: the {service} database cannot be trusted",
+        hint=f"restore it from a backup, or in development run `azora db reset {service}`,"
+        " which destroys its data",
+    )
+
+
+def explain_damage(exc: BaseException, *, service: str, where: str) -> DatabaseDamaged | None:
+    """The readable error when ``exc`` says the database's storage is damaged (SQLite:
+    a corrupt page, or a file that is not a database at all); ``None`` otherwise."""
+    for item in _chain(exc):
+        if not isinstance(item, sqlite3.DatabaseError):
+            continue
+        code = getattr(item, "sqlite_errorcode", 0) & 0xFF
+        if code == _SQLITE_NOTADB:
+            return damaged(service, f"{where} is not an SQLite database")
+        if code == _SQLITE_CORRUPT:
+            return damaged(service, f"the {service} database at {where} is damaged ({item})")
+    return None
+
+
+def app_login_refusal(exc: BaseException, *, role: str, where: str) -> ConfigurationError | None:
+    """What a failed password-less login of the application role means for set-up.
+
+    ``exc`` is the failure of logging in as ``role`` with no password at ``where`` (its
+    masked URL). ``None`` when the server let the role past authentication: the role or
+    the database is missing (set-up creates them) or the server is unreachable (set-up
+    says so itself). An error when the server asks for a password, or refuses the role
+    for another reason (``pg_hba.conf``, ``NOLOGIN``, peer authentication).
+    """
+    for item in _chain(exc):
+        if isinstance(item, asyncpg.InvalidPasswordError):
+            return ConfigurationError(
+                f"the server at {where} asks the application role {role!r} for a password,"
+                " and AZORA_DB_APP_PASSWORD is not set",
+                hint="set AZORA_DB_APP_PASSWORD (`azora db setup` gives the role that"
+                " password) and run the command again",
+            )
+        if isinstance(item, asyncpg.InvalidAuthorizationSpecificationError):
+            if "does not exist" in str(item):  # trust or peer let it through to the look-up
+                return None
+            return ConfigurationError(
+                f"the server at {where} refuses the application role {role!r}: {item}",
+                hint="let the role log in (LOGIN, and a pg_hba.conf rule), or set"
+                " AZORA_DB_APP_PASSWORD for password authentication",
+            )
+    return None
 
 
 def explain_connection_error(

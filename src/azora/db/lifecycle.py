@@ -1,4 +1,5 @@
-"""Operator workflows on service databases: set up, migrate, inspect, reset.
+"""Operator workflows on service databases: set up, migrate, inspect, reset (and find
+what a reset would leave referring to nothing).
 
 Each function works on one database and reports what it did; the command line runs
 them for the services asked for and renders the reports. Driver and network failures
@@ -7,15 +8,28 @@ come out as :class:`~azora.db.errors.DatabaseError` with a readable message.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from sqlalchemy import column, func, select, table, text
 from sqlalchemy.exc import DBAPIError
 
-from azora.db.admin import create_database, database_exists, drop_database, explain
+from azora.db.admin import (
+    check_app_login,
+    create_database,
+    database_exists,
+    drop_database,
+    explain,
+)
 from azora.db.engines import Databases
-from azora.db.errors import DatabaseMissing, DatabaseNotMigrated, OperationRefused
+from azora.db.errors import (
+    DatabaseMissing,
+    DatabaseNotMigrated,
+    MigrationFailed,
+    OperationRefused,
+    explain_damage,
+)
 from azora.db.migrate import (
     MigrationResult,
     MigrationSource,
@@ -26,19 +40,37 @@ from azora.db.migrate import (
     upgrade,
 )
 from azora.db.rls import prepare_app_role
+from azora.db.scope import SERVICE, scoped_connection
 from azora.errors import AzoraError
-from azora.types import Environment
+from azora.references import Reference, referring_to
+from azora.types import Environment, ServiceName
 
 
 @asynccontextmanager
 async def explained(databases: Databases, source: MigrationSource) -> AsyncIterator[None]:
-    """Re-raise driver and network failures inside the block as readable errors."""
+    """Re-raise driver and network failures inside the block as readable errors.
+
+    A migration that failed because the database is damaged says so, not that the
+    migration failed.
+    """
+    async with _explained(databases, source.service):
+        yield
+
+
+@asynccontextmanager
+async def _explained(databases: Databases, service: ServiceName) -> AsyncIterator[None]:
     try:
         yield
+    except MigrationFailed as error:
+        target = databases.target(service)
+        damage = explain_damage(error, service=service, where=target.display)
+        if damage is None:
+            raise
+        raise damage from error
     except AzoraError:
         raise
     except (DBAPIError, OSError, TimeoutError) as exc:
-        raise explain(exc, databases.target(source.service)) from exc
+        raise explain(exc, databases.target(service)) from exc
 
 
 @dataclass(frozen=True)
@@ -58,12 +90,21 @@ async def setup(databases: Databases, source: MigrationSource) -> SetupReport:
     """Create the database if missing, migrate it to head and give the application role
     (``AZORA_DB_APP_ROLE``, created when missing) its privileges; idempotent.
 
+    On PostgreSQL without ``AZORA_DB_APP_PASSWORD``, the server must let the role in
+    without a password; that is checked first, before anything is written.
+
     Raises:
+        ConfigurationError: the server asks the application role for a password that is
+            not configured (or refuses the role).
+        DatabaseDamaged: the database (file) is damaged or not a database at all.
         DatabaseError: unreachable server, refused login, unknown revision, failed migration.
     """
     async with explained(databases, source):
-        created = await create_database(databases.target(source.service), databases.settings)
+        target = databases.target(source.service)
+        await check_app_login(target, databases.settings)
+        created = await create_database(target, databases.settings)
         owner = databases.owner_engine(source.service)
+        await current_revision(owner)  # a damaged file says so here, not as a failed upgrade
         result = await upgrade(owner, source)
         await prepare_app_role(owner, databases.settings)
     return SetupReport(created, result)
@@ -84,11 +125,15 @@ async def migrate(databases: Databases, source: MigrationSource) -> MigrationRes
 
     Raises:
         DatabaseMissing: the database has not been created (``azora db setup`` does).
+        ConfigurationError: as for :func:`setup`, the application role cannot log in.
+        DatabaseDamaged: the database (file) is damaged or not a database at all.
         DatabaseError: unreachable server, unknown revision, failed migration.
     """
     async with explained(databases, source):
         await _require_exists(databases, source)
+        await check_app_login(databases.target(source.service), databases.settings)
         owner = databases.owner_engine(source.service)
+        await current_revision(owner)  # a damaged file says so here, not as a failed upgrade
         result = await upgrade(owner, source)
         await prepare_app_role(owner, databases.settings)
         return result
@@ -153,6 +198,9 @@ async def require_head(databases: Databases, source: MigrationSource) -> None:
 async def reset(databases: Databases, source: MigrationSource) -> SetupReport:
     """Drop the database and set it up again from empty. Destroys its data.
 
+    Rows of other databases that keep ids of its rows stay as they are, referring to
+    nothing: :func:`dangling` finds them first.
+
     Raises:
         OperationRefused: ``AZORA_ENV=production``.
         DatabaseError: unreachable server, refused login, failed migration.
@@ -167,3 +215,44 @@ async def reset(databases: Databases, source: MigrationSource) -> SetupReport:
         await databases.dispose(source.service)
         await drop_database(target, databases.settings)
     return await setup(databases, source)
+
+
+@dataclass(frozen=True)
+class Dangling:
+    """Rows of one database that keep ids of another's rows (see :mod:`azora.references`)."""
+
+    reference: Reference
+    rows: int
+
+
+async def dangling(databases: Databases, resetting: Collection[ServiceName]) -> list[Dangling]:
+    """The rows outside ``resetting`` that keep ids of rows inside it: what would refer to
+    nothing once those databases are reset. Only references with such rows are listed;
+    a database not created yet, or with an empty schema, holds none. Reads only.
+
+    Raises:
+        DatabaseError: a database cannot be read.
+    """
+    found: list[Dangling] = []
+    readable: dict[ServiceName, bool] = {}
+    for reference in referring_to(resetting):
+        service = reference.service
+        async with _explained(databases, service):
+            if service not in readable:
+                exists = await database_exists(databases.target(service), databases.settings)
+                engine = databases.owner_engine(service)
+                readable[service] = exists and await current_revision(engine) is not None
+            if not readable[service]:
+                continue
+            query = (
+                select(func.count())
+                .select_from(table(reference.table))
+                .where(column(reference.column).is_not(None))
+            )
+            if reference.where:
+                query = query.where(text(reference.where))
+            async with scoped_connection(databases.owner_engine(service), SERVICE) as connection:
+                rows = await connection.scalar(query)
+        if rows:
+            found.append(Dangling(reference, int(rows)))
+    return found

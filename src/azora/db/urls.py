@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -64,29 +65,89 @@ class DatabaseTarget:
         return DatabaseTarget(self.service, self.url.set(database=name))
 
 
+#: Connection options a PostgreSQL URL may carry (``?sslmode=require``), with their values.
+_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_POSTGRES_OPTIONS: dict[str, tuple[str, ...]] = {
+    "ssl": _SSL_MODES,
+    "sslmode": _SSL_MODES,
+    "target_session_attrs": (
+        "any",
+        "primary",
+        "standby",
+        "read-write",
+        "read-only",
+        "prefer-standby",
+    ),
+}
+_PASSWORD_IN_URL = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@]+@", re.IGNORECASE)
+
+
+def mask_passwords(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``."""
+    return _PASSWORD_IN_URL.sub(r"\g<head>***@", text)
+
+
 def parse_url(raw: str, *, variable: str) -> URL:
     """Parse a configured URL and select the async driver.
 
+    The port must be a number from 1 to 65535; a PostgreSQL URL may carry the options
+    ``ssl`` (or libpq's ``sslmode``) and ``target_session_attrs``, a SQLite URL none.
+    No message repeats the raw value (it may hold a password).
+
     Raises:
-        ConfigurationError: not a URL, or a scheme Azora does not support.
+        ConfigurationError: not a URL (e.g. a port that is not a number, an unclosed
+            ``[`` around an IPv6 address), a scheme Azora does not support, a port out
+            of range, or an unknown option.
     """
+    example = "expected e.g. postgresql://user:password@host:5432"
     try:
         url = make_url(raw.strip())
-    except ArgumentError:
-        raise ConfigurationError(
-            f"{variable} is not a database URL",
-            hint="expected e.g. postgresql://user:password@host:5432",
-        ) from None
+    except (ArgumentError, ValueError):
+        # make_url raises ValueError for a port that is not a number; "[::1/db"
+        # (an unclosed bracket) reads as host "[" and port ":1".
+        raise ConfigurationError(f"{variable} is not a database URL", hint=example) from None
     if url.drivername in _POSTGRES_DRIVERS:
-        return url.set(drivername="postgresql+asyncpg")
+        return _postgres_url(url, variable, example)
     if url.drivername in _SQLITE_DRIVERS:
         if not url.database or url.database == ":memory:":
             raise ConfigurationError(f"{variable} must name a SQLite file, not memory")
+        if url.query:
+            raise ConfigurationError(
+                f"{variable} carries options ({', '.join(sorted(url.query))});"
+                " a SQLite URL takes none",
+                hint="use sqlite:///path/to/file.db",
+            )
         return url.set(drivername="sqlite+aiosqlite")
     raise ConfigurationError(
         f"{variable} uses unsupported scheme {url.drivername!r}",
         hint="use postgresql://... (or sqlite:///path for one service)",
     )
+
+
+def _postgres_url(url: URL, variable: str, example: str) -> URL:
+    shown = url.set(drivername="postgresql").render_as_string(hide_password=True)
+    if url.host is not None and ("[" in url.host or "]" in url.host):
+        raise ConfigurationError(f"{variable} is not a database URL", hint=example)
+    if url.port is not None and not 1 <= url.port <= 65_535:
+        raise ConfigurationError(
+            f"{variable} has port {url.port}, outside 1-65535 ({shown})", hint=example
+        )
+    for name, value in url.query.items():
+        allowed = _POSTGRES_OPTIONS.get(name)
+        if allowed is None:
+            raise ConfigurationError(
+                f"{variable} carries the unknown option {name!r} ({shown})",
+                hint=f"options azora passes on: {', '.join(_POSTGRES_OPTIONS)}",
+            )
+        if not isinstance(value, str) or value not in allowed:
+            raise ConfigurationError(
+                f"{variable}: option {name!r} must be one of {', '.join(allowed)} ({shown})",
+                hint=example + "?sslmode=require",
+            )
+    if "sslmode" in url.query:  # libpq's name; asyncpg calls it ssl
+        mode = url.query["sslmode"]
+        url = url.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
+    return url.set(drivername="postgresql+asyncpg")
 
 
 def resolve_target(settings: Settings, service: ServiceName) -> DatabaseTarget:

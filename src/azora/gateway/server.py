@@ -30,9 +30,9 @@ The Socket.IO protocol, for a client (python-socketio, socket.io-client, ...):
   same user's fresher token) before the old one expires, or reconnects with
   ``last_event_id`` and loses nothing.
 
-HTTP on the same server: ``GET /health`` (databases, bus, connections; 503 when a
-database is down) and ``GET /events/types`` (every event type with its payload's JSON
-Schema).
+HTTP on the same server: ``GET /`` (name, version and :data:`LINKS`), ``GET /health``
+(databases, bus, connections; 503 when a database is down) and ``GET /events/types``
+(every event type with its payload's JSON Schema).
 
 Several gateway processes can serve behind one bus: each opens its own tap and serves
 its own connections.
@@ -47,7 +47,7 @@ import gc
 import logging
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -69,6 +69,7 @@ from azora.errors import AzoraError, InvalidInput
 from azora.events.bus import Bus, Tap
 from azora.events.catalog import CATALOG
 from azora.events.envelope import Envelope
+from azora.gateway.errors import AddressUnavailable
 from azora.gateway.history import catch_up
 from azora.gateway.hub import Connection, Hub
 from azora.settings import Settings
@@ -76,6 +77,9 @@ from azora.settings import Settings
 log = logging.getLogger(__name__)
 
 _MAX_PATTERNS = 64
+
+#: What ``GET /`` points to, by name.
+LINKS = {"health": "/health", "events": "/events/types", "socket.io": "/socket.io/"}
 
 
 def settle_memory() -> None:
@@ -92,11 +96,29 @@ def settle_memory() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port`` (0 picks a free port), to hand to
+    :meth:`GatewayServer.serve` (``sockets=[...]``), which closes it when it stops.
+
+    Binding before anything else lets a command refuse a taken port before it starts.
+
+    Raises:
+        AddressUnavailable: the port is taken, not permitted, or the host is not local.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as error:
+        raise AddressUnavailable(host, port, error) from None
+
+
 class GatewayServer(uvicorn.Server):
     """uvicorn serving a gateway's ASGI app; :attr:`ready` is set once it listens.
 
-    ``port`` 0 picks a free port (see :attr:`port`). The gateway itself (its tap) must be
-    started around :meth:`serve`.
+    ``port`` 0 picks a free port (see :attr:`port`); or pass a socket from :func:`listen`
+    to :meth:`serve`. The gateway itself (its tap) must be started around :meth:`serve`.
+    Signals are the caller's: it stops when :attr:`should_exit` is set (or through
+    :meth:`handle_exit`).
     """
 
     def __init__(self, gateway: Gateway, host: str, port: int) -> None:
@@ -125,6 +147,17 @@ class GatewayServer(uvicorn.Server):
         if not self.should_exit:
             self.ready.set()
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Leave signal handling alone.
+
+        uvicorn's own would restore the disposition the process inherited once stopped
+        and raise the signal again: ignored SIGINT (a background job's) made a stopped
+        server look like a clean exit, and SIGTERM killed the process before it closed
+        its databases. ``azora serve`` installs its own handlers instead.
+        """
+        yield
+
 
 class Gateway:
     """One gateway process: the hub, its tap on ``bus``, and the ASGI app :attr:`asgi`.
@@ -148,7 +181,7 @@ class Gateway:
             ping_interval=settings.gateway_ping_interval_s,
             ping_timeout=settings.gateway_ping_timeout_s,
             logger=False,
-            engineio_logger=False,
+            engineio_logger=_ClientMistakesAtDebug(logging.getLogger("engineio.server")),
         )
         self.hub = Hub(self._emit)
         self._tap: Tap | None = None
@@ -157,6 +190,7 @@ class Gateway:
         self._register_handlers()
         http = Starlette(
             routes=[
+                Route("/", self._landing, methods=["GET"]),
                 Route("/health", self._health, methods=["GET"]),
                 Route("/events/types", self._types, methods=["GET"]),
             ]
@@ -332,9 +366,16 @@ class Gateway:
 
     # -- HTTP ---------------------------------------------------------------------------
 
+    async def _landing(self, request: Request) -> JSONResponse:
+        return JSONResponse({"name": "Azora", "version": __version__, "links": LINKS})
+
     async def _health(self, request: Request) -> JSONResponse:
         specs = list(SERVICES.values())
-        results = await check_databases(self._databases, [s.migrations for s in specs])
+        # No integrity check here: monitoring asks often, and SQLite's reads every page
+        # (`azora db health` runs it).
+        results = await check_databases(
+            self._databases, [s.migrations for s in specs], integrity=False
+        )
         up = all(r.up for r in results)
         body = {
             "status": "ok" if up else "degraded",
@@ -351,6 +392,20 @@ class Gateway:
 
     async def _types(self, request: Request) -> JSONResponse:
         return JSONResponse({"types": _catalog_listing()})
+
+
+class _ClientMistakesAtDebug(logging.LoggerAdapter[logging.Logger]):
+    """Engine.IO's log with what clients get wrong at debug level.
+
+    Engine.IO logs a bad request (``GET /socket.io/`` without its parameters, an unknown
+    session, a refused connection) as an error or a warning; the client gets its 400 and
+    the server has nothing to act on. Failures logged with their traceback keep their
+    level.
+    """
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        """Log ``msg`` at ``level`` if it carries a traceback, else at debug level."""
+        super().log(level if kwargs.get("exc_info") else logging.DEBUG, msg, *args, **kwargs)
 
 
 @functools.cache
