@@ -29,7 +29,8 @@ amounts = st.integers(min_value=int(MONEY_MIN.scaleb(8)), max_value=int(MONEY_MA
 
 
 class MoneyStore:
-    """One treasury wallet (its balance may be negative) on a long-lived event loop."""
+    """One treasury wallet on a long-lived event loop; amounts go through its ``earned``
+    column, which may be negative (its balance moves only with a ledger entry)."""
 
     def __init__(self, settings: Settings) -> None:
         self.runner = asyncio.Runner()
@@ -57,10 +58,10 @@ class MoneyStore:
         async def go() -> Decimal:
             async with self.databases.owner_engine(ServiceName.MINT).begin() as connection:
                 await connection.execute(
-                    update(Wallet).where(Wallet.id == SYSTEM_TREASURY_ID).values(balance=amount)
+                    update(Wallet).where(Wallet.id == SYSTEM_TREASURY_ID).values(earned=amount)
                 )
                 value = await connection.scalar(
-                    select(Wallet.balance).where(Wallet.id == SYSTEM_TREASURY_ID)
+                    select(Wallet.earned).where(Wallet.id == SYSTEM_TREASURY_ID)
                 )
             assert isinstance(value, Decimal)
             return value

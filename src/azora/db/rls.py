@@ -18,6 +18,13 @@ its owner may change it. The audit log gets its own policies (:func:`police_audi
 anyone may append, the service and the row's own user may read, only the service may
 seal. With no user and no service set, a policed table shows no rows at all.
 
+``azora_owner`` grants every command. Each service's owner-policy migration replaces it
+with :func:`narrow_owner_policy`: one policy per command the product really runs for a
+user on their own rows (``azora_owner_select``, ``azora_owner_insert``, ...), so a user
+reads their rows and writes only what the product writes for them; every other write
+(all of the ledger's, for one) needs the service. A table policed later gets the same
+treatment in its own migration.
+
 The application connects as ``AZORA_DB_APP_ROLE`` (:func:`prepare_app_role`): a login
 role that owns no table and cannot bypass row-level security. ``azora db setup`` and
 ``azora db migrate`` create it when missing and grant it what it needs after every
@@ -135,6 +142,78 @@ def unpolice_audit_log(op: MigrationOps) -> None:
         op.execute(f'DROP POLICY IF EXISTS {name} ON "audit_logs"')
     op.execute('ALTER TABLE "audit_logs" NO FORCE ROW LEVEL SECURITY')
     op.execute('ALTER TABLE "audit_logs" DISABLE ROW LEVEL SECURITY')
+
+
+#: The commands an owner policy can grant, in the order the migrations create them.
+COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+#: What the policy of each command tests: the rows it touches (USING), the rows it
+#: writes (WITH CHECK), or both.
+_OWNER_CLAUSES = {
+    "SELECT": "USING ({test})",
+    "INSERT": "WITH CHECK ({test})",
+    "UPDATE": "USING ({test}) WITH CHECK ({test})",
+    "DELETE": "USING ({test})",
+}
+
+#: One policed table of an owner-policy migration: its name, the ownership test with
+#: ``{me}`` for the acting user (as its security migration gave it) and the commands
+#: its user may run on their own rows.
+OwnerGrant = tuple[str, str, tuple[str, ...]]
+
+
+def owner_policy(command: str) -> str:
+    """The name of the owner policy that grants ``command``: ``azora_owner_select``, ..."""
+    return f"{OWNER_POLICY}_{command.lower()}"
+
+
+def narrow_owner_policy(op: MigrationOps, table: str, owner: str, commands: Sequence[str]) -> None:
+    """Replace the ``azora_owner`` policy of ``table`` (every command) by one policy per
+    command in ``commands``, with the same ownership test ``owner``.
+
+    A command left out is refused to the user: a SELECT matches none of their rows, an
+    UPDATE or DELETE changes none, an INSERT raises. The service policy is unchanged.
+    Does nothing on SQLite. Frozen: migrations call it.
+
+    Raises:
+        ValueError: a command that is not one of :data:`COMMANDS`.
+    """
+    unknown = set(commands) - set(COMMANDS)
+    if unknown:
+        raise ValueError(f"not a command an owner policy grants: {sorted(unknown)}")
+    if not _postgres(op):
+        return
+    test = owner.format(me=ME)
+    op.execute(f'DROP POLICY {OWNER_POLICY} ON "{table}"')
+    for command in COMMANDS:
+        if command in commands:
+            clause = _OWNER_CLAUSES[command].format(test=test)
+            op.execute(f'CREATE POLICY {owner_policy(command)} ON "{table}" FOR {command} {clause}')
+
+
+def widen_owner_policy(op: MigrationOps, table: str, owner: str, commands: Sequence[str]) -> None:
+    """Undo :func:`narrow_owner_policy` with the same arguments: drop the per-command
+    policies and give ``azora_owner`` back (every command). Does nothing on SQLite.
+    Frozen: migrations call it."""
+    if not _postgres(op):
+        return
+    for command in COMMANDS:
+        if command in commands:
+            op.execute(f'DROP POLICY {owner_policy(command)} ON "{table}"')
+    test = owner.format(me=ME)
+    op.execute(f'CREATE POLICY {OWNER_POLICY} ON "{table}" USING ({test}) WITH CHECK ({test})')
+
+
+def narrow_owners(op: MigrationOps, grants: Sequence[OwnerGrant]) -> None:
+    """:func:`narrow_owner_policy` for each table of ``grants``. Frozen: migrations call it."""
+    for table, owner, commands in grants:
+        narrow_owner_policy(op, table, owner, commands)
+
+
+def widen_owners(op: MigrationOps, grants: Sequence[OwnerGrant]) -> None:
+    """Undo :func:`narrow_owners` for the same ``grants``. Frozen: migrations call it."""
+    for table, owner, commands in reversed(grants):
+        widen_owner_policy(op, table, owner, commands)
 
 
 @dataclass(frozen=True)
