@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from azora.cache import Cache, KeySpace, open_cache
@@ -200,5 +200,8 @@ def test_keys_carry_their_schema_version_and_scope_users_apart() -> None:
 
 def test_the_cache_url_chooses_the_backend() -> None:
     assert isinstance(open_cache(Settings()).backend, MemoryBackend)
+    with pytest.raises(ValidationError, match="unsupported scheme 'memcached'"):
+        Settings(cache_url="memcached://localhost")  # refused when the settings are read
+    # open_cache's own guard, for settings made without validation
     with pytest.raises(ConfigurationError, match="unsupported scheme"):
-        open_cache(Settings(cache_url="memcached://localhost"))
+        open_cache(Settings.model_construct(cache_url="memcached://localhost"))
