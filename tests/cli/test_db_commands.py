@@ -23,7 +23,6 @@ from tests.cli.helpers import (
     total_rows,
 )
 
-
 #: The seed table's columns: every row a database holds, and the rows one seed run added.
 ROWS, ADDED = "rows (all tables)", "added by this seed"
 
