@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import signal
@@ -121,6 +122,20 @@ async def _until(condition: Any, seconds: float, what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"not within {seconds} s: {what}")
         await asyncio.sleep(0.05)
+
+
+async def _published_beyond(databases: Databases, count: int) -> bool:
+    return await _published(databases) > count
+
+
+async def _until_or_not(condition: Any, seconds: float) -> bool:
+    """Whether ``condition`` came true within ``seconds`` (polled every 50 ms)."""
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 async def _collect(bus: NatsBus, consumer: str, total: int, seconds: float) -> list[Envelope]:
@@ -348,7 +363,12 @@ async def test_a_relay_killed_20_times_loses_nothing_keeps_order_and_archives_on
             for _ in range(20):
                 before = await _published(pg)
                 pid = relay_processes.start()
-                await asyncio.sleep(rng.uniform(0.6, 1.8))  # starting up ~0.6 s, then at work
+                if writes_done.is_set():
+                    await asyncio.sleep(rng.uniform(0.6, 1.8))  # starting up ~0.6 s, or idle
+                else:
+                    # Killed at work, however long it took to start on a busy machine.
+                    await _until_or_not(functools.partial(_published_beyond, pg, before), 15)
+                    await asyncio.sleep(rng.uniform(0.0, 0.3))
                 await relay_processes.kill(pid)
                 killed_at_work += await _published(pg) > before
             last = relay_processes.start()
