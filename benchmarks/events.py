@@ -147,7 +147,10 @@ class Run:
     profile: str | None = None
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
-        return self.server.settings(events_url=self.nats_url, **overrides)
+        # Every client connects from 127.0.0.1: no cap on connections per address.
+        return self.server.settings(
+            events_url=self.nats_url, gateway_max_connections_per_ip=0, **overrides
+        )
 
     def bus(self) -> NatsBus:
         return NatsBus(self.nats_url, stream=self.stream, subject_prefix=self.prefix)

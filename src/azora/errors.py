@@ -43,3 +43,18 @@ class InvalidInput(AzoraError, ValueError):
     """An argument that does not parse or is out of range (an id, a currency, a name)."""
 
     code = "invalid_input"
+
+
+#: How much of a caller's value an error message quotes.
+QUOTED_LENGTH = 40
+
+
+def quoted(value: object) -> str:
+    """``value`` as an error message may quote it: its ``repr``, cut to
+    :data:`QUOTED_LENGTH` characters plus "…" when longer (a client may send megabytes)."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= QUOTED_LENGTH else value[:QUOTED_LENGTH] + "…")
+    if isinstance(value, (int, float, bool)) or value is None:
+        text = repr(value)
+        return text if len(text) <= QUOTED_LENGTH else text[:QUOTED_LENGTH] + "…"
+    return f"a {type(value).__name__}"

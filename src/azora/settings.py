@@ -99,6 +99,37 @@ class Settings(BaseSettings):
     gateway_reverify_s: Annotated[float, Field(gt=0, le=3_600)] = 30.0
     # A reconnecting client gets at most this many missed events, then a gap signal.
     gateway_catch_up_limit: Annotated[int, Field(ge=1, le=100_000)] = 1_000
+    # Catch-ups computed at once per gateway process, how many more may wait for their
+    # turn, and how many one user may have at once; beyond that a client is told to retry
+    # later (a "busy" gap).
+    gateway_catch_up_concurrency: Annotated[int, Field(ge=1, le=1_000)] = 4
+    gateway_catch_up_queue: Annotated[int, Field(ge=0, le=100_000)] = 200
+    gateway_catch_up_per_user: Annotated[int, Field(ge=1, le=1_000)] = 2
+    # Hostile clients (README, "Connection limits"). A request's target, its headers
+    # (count and bytes with the request line) and a client's message (an HTTP body, a
+    # websocket or Engine.IO message) are bounded as they are read: past a limit the
+    # answer is 414, 431 or 413 (411 for a body of unannounced length) and it closes.
+    gateway_max_request_line_bytes: Annotated[int, Field(ge=256, le=65_536)] = 8_000
+    gateway_max_header_bytes: Annotated[int, Field(ge=1_024, le=1_048_576)] = 65_536
+    gateway_max_headers: Annotated[int, Field(ge=8, le=1_000)] = 100
+    gateway_max_message_bytes: Annotated[int, Field(ge=1_024, le=16_777_216)] = 65_536
+    # A request must arrive whole this soon after its first byte (else 408); a connection
+    # with no request under way (a new one too) closes after the keep-alive time.
+    gateway_request_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    gateway_keep_alive_s: Annotated[int, Field(ge=1, le=300)] = 5
+    # Open connections: in all (0: the open-file limit minus 256; a few more are let in
+    # for GET /health only), from one client address (0: no limit; behind a proxy every
+    # client has the proxy's address) and Socket.IO connections per user.
+    gateway_max_connections: Annotated[int, Field(ge=0)] = 0
+    gateway_max_connections_per_ip: Annotated[int, Field(ge=0)] = 200
+    gateway_max_connections_per_user: Annotated[int, Field(ge=1, le=10_000)] = 50
+    # An Engine.IO session that has not connected a Socket.IO namespace by then is closed.
+    gateway_connect_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # What may wait to be sent to one client (bytes, messages): past it the client is
+    # cut off; and a connection whose unsent data has not moved for the send timeout.
+    gateway_send_queue_bytes: Annotated[int, Field(ge=4_096, le=268_435_456)] = 1_048_576
+    gateway_send_queue_messages: Annotated[int, Field(ge=16, le=1_000_000)] = 1_000
+    gateway_send_timeout_s: Annotated[float, Field(gt=0, le=3_600)] = 30.0
     # A cache call slower than this counts as a failure (the read goes to the database).
     cache_timeout_ms: Annotated[int, Field(ge=1, le=60_000)] = 100
     # Entries the in-process cache keeps (least recently used go first).

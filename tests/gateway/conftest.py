@@ -3,6 +3,7 @@ and real Socket.IO clients (python-socketio over aiohttp) that record what they 
 
 Every test that reads a database runs on SQLite and on PostgreSQL (with the real Redis as
 the auth cache there); the bus is the in-process one unless a test asks for NATS.
+``logs`` captures the log (uvicorn's too) for :func:`assert_no_traceback`.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
+import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import pytest
 import socketio
 
@@ -193,3 +197,29 @@ async def connect() -> AsyncIterator[Callable[..., Awaitable[Recorder]]]:
     for client in clients:
         with contextlib.suppress(Exception):
             await client.disconnect()
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Every log record from INFO up, uvicorn's included (it does not propagate)."""
+    caplog.set_level(logging.INFO)
+    server_log = logging.getLogger("uvicorn")
+    server_log.addHandler(caplog.handler)
+    yield caplog
+    server_log.removeHandler(caplog.handler)
+
+
+def assert_no_traceback(logs: pytest.LogCaptureFixture) -> None:
+    """No record of ``logs`` carries a traceback."""
+    gc.collect()  # a task's unretrieved exception is logged when the task is collected
+    with_traceback = [r.getMessage() for r in logs.records if r.exc_info or r.exc_text]
+    assert with_traceback == []
+    assert "Traceback" not in logs.text
+
+
+async def health(base: str) -> dict[str, Any]:
+    """``GET /health`` of the gateway at ``base``: answered 200; its body."""
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/health") as response:
+        assert response.status == 200
+        body: dict[str, Any] = await response.json()
+        return body

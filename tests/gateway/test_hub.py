@@ -8,7 +8,8 @@ import pytest
 
 from azora.events.envelope import Envelope
 from azora.events.errors import InvalidPattern
-from azora.gateway.hub import Hub
+from azora.gateway.errors import TooManyPatterns
+from azora.gateway.hub import MAX_PATTERN_LENGTH, Hub, unkept
 from tests.gateway.conftest import envelope
 
 
@@ -92,6 +93,51 @@ async def test_recent_events_after_a_known_id_are_the_exact_catch_up() -> None:
     events = [envelope(ama) for _ in range(4)]
     for event in events:
         await hub.route(event)
-    assert hub.recent_for(connection, events[1].id) == events[2:]
+    assert [unkept(k) for k in hub.recent_for(connection, events[1].id) or []] == events[2:]
     assert hub.recent_for(connection, events[3].id) == []  # known, nothing after it
     assert hub.recent_for(connection, events[0].id) is None  # pushed out of the window
+
+
+def test_a_connection_holds_at_most_its_cap_of_patterns_whatever_the_messages() -> None:
+    hub = Hub(Sent(), max_patterns=4)
+    hub.join("a1", uuid.uuid4(), ["a.*", "b.*"], catching_up=False)
+    assert hub.subscribe("a1", ["c.*", "a.*"]) == ["a.*", "b.*", "c.*"]  # a repeat is free
+    with pytest.raises(TooManyPatterns):
+        hub.subscribe("a1", ["d.*", "e.*"])  # one message past the cap: nothing added
+    assert hub.subscribe("a1", ["d.*"]) == ["a.*", "b.*", "c.*", "d.*"]
+    with pytest.raises(TooManyPatterns):
+        hub.subscribe("a1", ["e.*"])  # one more, one at a time: refused all the same
+    with pytest.raises(TooManyPatterns):
+        hub.join("a2", uuid.uuid4(), [f"x{i}.*" for i in range(5)], catching_up=False)
+    assert list(hub.connections) == ["a1"]
+    assert hub.unsubscribe("a1", ["a.*"]) == ["b.*", "c.*", "d.*"]
+    assert hub.subscribe("a1", ["e.*"]) == ["b.*", "c.*", "d.*", "e.*"]  # room again
+
+
+def test_a_pattern_longer_than_the_limit_is_refused_without_being_echoed() -> None:
+    hub = Hub(Sent())
+    hub.join("a1", uuid.uuid4(), [], catching_up=False)
+    longest = "a." + "b" * (MAX_PATTERN_LENGTH - 2)
+    assert hub.subscribe("a1", [longest]) == [longest]
+    with pytest.raises(InvalidPattern) as refused:
+        hub.subscribe("a1", [longest + "b"])
+    assert len(refused.value.message) < 120
+    with pytest.raises(InvalidPattern) as refused:
+        hub.subscribe("a1", ["Bad" * 60])  # malformed, and echoed only in part
+    assert "Bad" * 14 not in refused.value.message  # 40 characters of it at most
+    assert len(refused.value.message) < 200
+
+
+async def test_public_events_reach_every_subscriber_once_however_many_patterns_match() -> None:
+    sent = Sent()
+    hub = Hub(sent)
+    hub.join("a1", uuid.uuid4(), ["system.*", "system.alert", ">", "*.alert"], catching_up=False)
+    hub.join("k1", uuid.uuid4(), ["system.>"], catching_up=False)
+    hub.join("e1", uuid.uuid4(), ["finance.>"], catching_up=False)
+    event = envelope(None)
+    await hub.route(event)
+    hub.leave("k1")
+    hub.unsubscribe("a1", ["system.*", "system.alert", ">"])
+    later = envelope(None)
+    await hub.route(later)
+    assert sent.calls == [(event.id, ["a1", "k1"]), (later.id, ["a1"])]

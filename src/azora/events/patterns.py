@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from azora.errors import quoted
 from azora.events.errors import InvalidPattern
 
 TOKEN = re.compile(r"[a-z][a-z0-9_]*")
@@ -38,12 +39,12 @@ def validate_pattern(pattern: str) -> str:
             if position == len(tokens) - 1:
                 continue
             raise InvalidPattern(
-                f"invalid event pattern {pattern!r}: '>' must be the last token",
+                f"invalid event pattern {quoted(pattern)}: '>' must be the last token",
                 hint="'finance.>' matches every finance event",
             )
         raise InvalidPattern(
-            f"invalid event pattern {pattern!r}: token {token!r} is not a lower-case word,"
-            " '*' or a trailing '>'",
+            f"invalid event pattern {quoted(pattern)}: token {quoted(token)} is not a"
+            " lower-case word, '*' or a trailing '>'",
             hint="tokens are separated by single dots, e.g. 'finance.*.created'",
         )
     return pattern

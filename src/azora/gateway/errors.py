@@ -1,10 +1,11 @@
-"""What keeps the gateway from serving: an address it cannot listen on."""
+"""What the gateway refuses: an address it cannot listen on, a malformed request, more
+patterns than a connection may hold."""
 
 from __future__ import annotations
 
 import errno
 
-from azora.errors import AzoraError
+from azora.errors import AzoraError, InvalidInput
 
 _CHOOSE = "choose another with --port (or AZORA_SERVE_PORT)"
 
@@ -28,3 +29,22 @@ class AddressUnavailable(AzoraError):
         super().__init__(message, hint=hint)
         self.host = host
         self.port = port
+
+
+class TooManyPatterns(InvalidInput):
+    """A connection would hold more than ``limit`` event patterns."""
+
+    code = "too_many_patterns"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"a connection holds at most {limit} event patterns",
+            hint="unsubscribe from some, or use a broader one such as 'finance.>'",
+        )
+        self.limit = limit
+
+
+class InvalidRequest(InvalidInput):
+    """A client's request (connect, subscribe, ...) that is not shaped as documented."""
+
+    code = "invalid_request"

@@ -20,11 +20,20 @@ Gaps: when the history no longer reaches back to the client's last event (it is 
 the history, and every event there is newer: it was pruned), or when more than ``limit``
 events were missed, the client gets the newest ``limit`` of them and a gap signal, and
 should reload what it shows.
+
+An id from the future (later than now plus ``slack``, e.g. the largest UUIDv7) has
+nothing after it: the catch-up is empty.
+
+A catch-up shares the event loop with every other client: the history is read in pages
+of :data:`PAGE` rows, and events are decoded :data:`PAGE` at a time, with a yield to the
+loop between pages. It stops early (empty) once its connection has left the hub.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,10 +46,12 @@ from azora.db.scope import SERVICE, scoped_connection
 from azora.events.catalog import CATALOG
 from azora.events.envelope import Envelope
 from azora.events.history import RECORDS, from_record
-from azora.gateway.hub import Connection, Hub
+from azora.gateway.hub import Connection, Hub, Kept, unkept
 from azora.types import ServiceName
 
 DEFAULT_SLACK = dt.timedelta(seconds=2)
+#: History rows read, or recent events decoded, between two yields to the event loop.
+PAGE = 250
 
 
 class Gap(StrEnum):
@@ -60,15 +71,27 @@ class CatchUp:
     gap: Gap | None = None
 
 
+def id_millis(event_id: uuid.UUID) -> int:
+    """When a UUIDv7 was made, in milliseconds since the epoch (any 48-bit value)."""
+    return event_id.int >> 80
+
+
 def id_time(event_id: uuid.UUID) -> dt.datetime:
-    """When a UUIDv7 was made (millisecond precision, UTC)."""
-    return dt.datetime.fromtimestamp((event_id.int >> 80) / 1000, dt.UTC)
+    """When a UUIDv7 was made (millisecond precision, UTC).
+
+    Raises:
+        ValueError: the time is past the year 9999 (see :func:`id_millis`).
+    """
+    return dt.datetime.fromtimestamp(id_millis(event_id) / 1000, dt.UTC)
 
 
 def id_floor(moment: dt.datetime) -> uuid.UUID:
     """The smallest UUIDv7 made at ``moment``'s millisecond: ids at or after it sort above."""
-    milliseconds = max(int(moment.timestamp() * 1000), 0)
-    return uuid.UUID(int=(milliseconds << 80) | (0x7 << 76) | (0b10 << 62))
+    return _floor(int(moment.timestamp() * 1000))
+
+
+def _floor(milliseconds: int) -> uuid.UUID:
+    return uuid.UUID(int=(max(milliseconds, 0) << 80) | (0x7 << 76) | (0b10 << 62))
 
 
 def public_types(patterns: Sequence[str]) -> list[str]:
@@ -93,37 +116,79 @@ async def catch_up(
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the nexus database failed.
     """
+    slack_ms = int(slack.total_seconds() * 1000)
+    if id_millis(after) > time.time_ns() // 1_000_000 + slack_ms:
+        return CatchUp([])
     recent = hub.recent_for(connection, after)
     if recent is not None:
-        return _bounded(recent, None, limit)
-    bound = id_floor(id_time(after) - slack)
+        gap = Gap.TRUNCATED if len(recent) > limit else None
+        return CatchUp(await _unkept(recent[-limit:], connection), gap)
+    bound = _floor(id_millis(after) - slack_ms).int
+    history = await _history(databases, connection, after, bound, limit)
+    found = history.events
+    # The recent events not archived yet; only those among the newest ``limit`` are decoded.
+    unarchived = {
+        entry[0]: entry
+        for entry in hub.recent_wanted(connection)
+        if entry[0] > bound and entry[0] not in found
+    }
+    for missed in (found, unarchived):
+        missed.pop(after.int, None)
+    total = len(found) + len(unarchived)
+    newest = sorted(found.keys() | unarchived.keys())[-limit:]
+    chosen = [key for key in newest if key in unarchived]
+    decoded = await _unkept([unarchived[key] for key in chosen], connection)
+    if not connection.active:
+        return CatchUp([])
+    found.update(zip(chosen, decoded, strict=True))
+    gap = Gap.TRUNCATED if history.more or total > limit else history.gap
+    return CatchUp([found[key] for key in newest], gap)
+
+
+@dataclass
+class _History:
+    #: What the history holds after the bound, newest ``limit + 1`` at most, by id (int).
+    events: dict[int, Envelope]
+    #: It holds more than ``limit``.
+    more: bool
+    gap: Gap | None
+
+
+async def _history(
+    databases: Databases, connection: Connection, after: uuid.UUID, bound: int, limit: int
+) -> _History:
+    """The newest ``limit + 1`` events of the history ``connection`` wants with ids above
+    ``bound``, read :data:`PAGE` rows at a time (fewer once the connection has left)."""
     who = RECORDS.c.subject_user_id == connection.user_id
     types = public_types(sorted(connection.patterns))
     if types:
         who = or_(who, and_(RECORDS.c.subject_user_id.is_(None), RECORDS.c.type.in_(types)))
-    query = (
-        select(RECORDS)
-        .where(RECORDS.c.event_id > bound, who)
-        .order_by(RECORDS.c.event_id.desc())
-        .limit(limit + 1)
-    )
+    query = select(RECORDS).where(RECORDS.c.event_id > uuid.UUID(int=bound), who)
+    found: dict[int, Envelope] = {}
     async with scoped_connection(databases.engine(ServiceName.NEXUS), SERVICE) as db:
-        rows = list(await db.execute(query))
         oldest = await db.scalar(select(RECORDS.c.event_id).order_by(RECORDS.c.event_id).limit(1))
         kept = await db.scalar(select(RECORDS.c.event_id).where(RECORDS.c.event_id == after))
-    found = {row.event_id: from_record(row) for row in rows}
-    for envelope in hub.recent_wanted(connection):
-        if envelope.id > bound:
-            found.setdefault(envelope.id, envelope)
-    found.pop(after, None)
+        page = query
+        while connection.active and len(found) <= limit:
+            size = min(PAGE, limit + 1 - len(found))
+            rows = list(await db.execute(page.order_by(RECORDS.c.event_id.desc()).limit(size)))
+            found.update((row.event_id.int, from_record(row)) for row in rows)
+            await asyncio.sleep(0)
+            if len(rows) < size:
+                break
+            page = query.where(RECORDS.c.event_id < rows[-1].event_id)
     # The client's last event is gone and everything left is newer: pruned away.
-    gap = Gap.EXPIRED if kept is None and oldest is not None and oldest > after else None
-    if len(rows) > limit:
-        gap = Gap.TRUNCATED
-    return _bounded([found[key] for key in sorted(found)], gap, limit)
+    expired = kept is None and oldest is not None and oldest > after
+    return _History(found, len(found) > limit, Gap.EXPIRED if expired else None)
 
 
-def _bounded(events: list[Envelope], gap: Gap | None, limit: int) -> CatchUp:
-    if len(events) > limit:
-        return CatchUp(events[-limit:], Gap.TRUNCATED)
-    return CatchUp(events, gap)
+async def _unkept(kept: Sequence[Kept], connection: Connection) -> list[Envelope]:
+    """Decode ``kept``, :data:`PAGE` at a time with a yield between (empty once the
+    connection has left)."""
+    envelopes: list[Envelope] = []
+    for start in range(0, len(kept), PAGE):
+        if not connection.active:
+            return []
+        envelopes.extend(unkept(entry) for entry in kept[start : start + PAGE])
+        await asyncio.sleep(0)
+    return envelopes

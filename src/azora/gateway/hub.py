@@ -12,6 +12,11 @@ server accepts its first connection, and hands each event to:
 Nothing else: a user-scoped event never goes to anybody but its user, however broad the
 patterns another client subscribed to.
 
+A connection holds at most ``max_patterns`` patterns of at most
+:data:`MAX_PATTERN_LENGTH` characters, and public events are routed through a
+:class:`~azora.gateway.index.PatternIndex`: the cost of routing one event does not grow
+with the number of patterns subscribed.
+
 Why nothing published after a subscription is answered can be missed: the tap is live
 before any client connects, and every change of the tables (:meth:`Hub.join`,
 :meth:`Hub.subscribe`) is synchronous, so it takes effect before the answer is sent. An
@@ -29,6 +34,7 @@ event published again by a relay that crashed before marking it) are dropped by 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import OrderedDict, deque
@@ -36,11 +42,22 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from azora.errors import quoted
 from azora.events.bus import Tap
 from azora.events.envelope import Envelope
+from azora.events.errors import InvalidPattern
 from azora.events.patterns import matches, validate_pattern
+from azora.gateway.errors import TooManyPatterns
+from azora.gateway.index import PatternIndex
 
 log = logging.getLogger(__name__)
+
+#: The longest pattern a connection may subscribe to (event names are far shorter).
+MAX_PATTERN_LENGTH = 200
+#: How many patterns one connection may hold, by default.
+MAX_PATTERNS = 64
+#: Events sent to a catching-up connection between two yields to the event loop.
+SEND_SLICE = 100
 
 K = TypeVar("K")
 
@@ -58,6 +75,8 @@ class Connection:
     #: While True, events routed to this client wait in ``held`` (see the module docs).
     catching_up: bool = False
     held: list[Envelope] = field(default_factory=list)
+    #: False once it has left the hub (a catch-up still running for it can stop).
+    active: bool = True
 
     def wants(self, envelope: Envelope) -> bool:
         """True if this client may and asked to receive ``envelope``."""
@@ -71,15 +90,23 @@ class Hub:
 
     ``emit`` delivers one event to a list of connections; ``recent`` is how many routed
     events are kept for catch-ups; ``remember`` how many event ids are kept to drop
-    duplicates.
+    duplicates; ``max_patterns`` how many patterns one connection may hold.
     """
 
-    def __init__(self, emit: Emit, *, recent: int = 10_000, remember: int = 100_000) -> None:
+    def __init__(
+        self,
+        emit: Emit,
+        *,
+        recent: int = 10_000,
+        remember: int = 100_000,
+        max_patterns: int = MAX_PATTERNS,
+    ) -> None:
         self._emit = emit
         self.connections: dict[str, Connection] = {}
         self._by_user: dict[uuid.UUID, dict[str, Connection]] = {}
-        self._by_pattern: dict[str, dict[str, Connection]] = {}
-        self._recent: deque[_Kept] = deque(maxlen=recent)
+        self._public: PatternIndex[Connection] = PatternIndex()
+        self._max_patterns = max_patterns
+        self._recent: deque[Kept] = deque(maxlen=recent)
         # Ids as ints: the collector does not track ints (nor scan them in full runs).
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._remember = remember
@@ -95,9 +122,10 @@ class Hub:
         With ``catching_up`` its events are held until :meth:`finish_catch_up`.
 
         Raises:
-            InvalidPattern: a malformed pattern (nothing is registered).
+            InvalidPattern: a malformed or too long pattern (nothing is registered).
+            TooManyPatterns: more than ``max_patterns`` (nothing is registered).
         """
-        wanted = {validate_pattern(pattern) for pattern in patterns}
+        wanted = self._checked(set(), patterns)
         connection = Connection(sid, user_id, catching_up=catching_up)
         self.connections[sid] = connection
         self._by_user.setdefault(user_id, {})[sid] = connection
@@ -109,19 +137,22 @@ class Hub:
         connection = self.connections.pop(sid, None)
         if connection is None:
             return
+        connection.active = False
         self._drop(self._by_user, connection.user_id, sid)
         for pattern in connection.patterns:
-            self._drop(self._by_pattern, pattern, sid)
+            self._public.discard(pattern, sid)
 
     def subscribe(self, sid: str, patterns: Iterable[str]) -> list[str]:
         """Add public patterns to a connection; its full pattern list, sorted.
 
         Raises:
             KeyError: no such connection.
-            InvalidPattern: a malformed pattern (nothing is added).
+            InvalidPattern: a malformed or too long pattern (nothing is added).
+            TooManyPatterns: the connection would hold more than ``max_patterns``
+                (nothing is added).
         """
         connection = self.connections[sid]
-        self._add_patterns(connection, {validate_pattern(pattern) for pattern in patterns})
+        self._add_patterns(connection, self._checked(connection.patterns, patterns))
         return sorted(connection.patterns)
 
     def unsubscribe(self, sid: str, patterns: Iterable[str]) -> list[str]:
@@ -133,13 +164,27 @@ class Hub:
         connection = self.connections[sid]
         for pattern in set(patterns) & connection.patterns:
             connection.patterns.discard(pattern)
-            self._drop(self._by_pattern, pattern, sid)
+            self._public.discard(pattern, sid)
         return sorted(connection.patterns)
+
+    def _checked(self, held: set[str], patterns: Iterable[str]) -> set[str]:
+        """The valid ``patterns`` not in ``held``; raises if any is invalid or too many."""
+        wanted: set[str] = set()
+        for pattern in patterns:
+            if isinstance(pattern, str) and len(pattern) > MAX_PATTERN_LENGTH:
+                raise InvalidPattern(
+                    f"event pattern {quoted(pattern)} is longer than"
+                    f" {MAX_PATTERN_LENGTH} characters"
+                )
+            wanted.add(validate_pattern(pattern))
+            if len(held) + len(wanted - held) > self._max_patterns:
+                raise TooManyPatterns(self._max_patterns)
+        return wanted - held
 
     def _add_patterns(self, connection: Connection, patterns: set[str]) -> None:
         for pattern in patterns - connection.patterns:
             connection.patterns.add(pattern)
-            self._by_pattern.setdefault(pattern, {})[connection.sid] = connection
+            self._public.add(pattern, connection.sid, connection)
 
     @staticmethod
     def _drop(table: dict[K, dict[str, Connection]], key: K, sid: str) -> None:
@@ -155,11 +200,7 @@ class Hub:
         """The connections ``envelope`` goes to (each once)."""
         if envelope.subject is not None:
             return list(self._by_user.get(envelope.subject, {}).values())
-        found: dict[str, Connection] = {}
-        for pattern, members in self._by_pattern.items():
-            if matches(pattern, envelope.type):
-                found.update(members)
-        return list(found.values())
+        return list(self._public.match(envelope.type).values())
 
     async def route(self, envelope: Envelope) -> None:
         """Send ``envelope`` to its live recipients and hold it for those catching up.
@@ -193,9 +234,10 @@ class Hub:
 
     # -- catching up --------------------------------------------------------------------
 
-    def recent_for(self, connection: Connection, after: uuid.UUID) -> list[Envelope] | None:
-        """The recent events ``connection`` wants, routed after the event ``after``;
-        ``None`` when ``after`` is not among the recent events (it is unknown here)."""
+    def recent_for(self, connection: Connection, after: uuid.UUID) -> list[Kept] | None:
+        """The recent events ``connection`` wants, routed after the event ``after``, as
+        kept (decode with :func:`unkept`); ``None`` when ``after`` is not among the recent
+        events (it is unknown here)."""
         recent = list(self._recent)
         key = after.int
         position = next((i for i, kept in enumerate(recent) if kept[0] == key), None)
@@ -203,22 +245,27 @@ class Hub:
             return None
         return _wanted(connection, recent[position + 1 :])
 
-    def recent_wanted(self, connection: Connection) -> list[Envelope]:
-        """Every recent event ``connection`` wants, in the order they were routed."""
+    def recent_wanted(self, connection: Connection) -> list[Kept]:
+        """Every recent event ``connection`` wants, as kept, in the order they were routed."""
         return _wanted(connection, self._recent)
 
     async def finish_catch_up(self, connection: Connection, missed: Sequence[Envelope]) -> None:
         """Send ``missed``, then what was held meanwhile (without repeats); then go live.
 
-        Does nothing if the connection has left.
+        Yields to the event loop every :data:`SEND_SLICE` events, so a long catch-up
+        does not hold up other clients. Stops if the connection has left.
         """
         sent: set[uuid.UUID] = set()
         backlog = list(missed)
         while backlog:
             for envelope in backlog:
-                if envelope.id not in sent and connection.sid in self.connections:
+                if not connection.active:
+                    return
+                if envelope.id not in sent:
                     sent.add(envelope.id)
                     await self._emit(envelope, [connection.sid])
+                    if len(sent) % SEND_SLICE == 0:
+                        await asyncio.sleep(0)
             # Events routed while those were sent were held; they go next.
             backlog, connection.held = connection.held, []
         connection.catching_up = False
@@ -226,19 +273,33 @@ class Hub:
 
 #: A recent event as the hub keeps it: (id, subject, type, envelope JSON). Only ints and
 #: strings, so the garbage collector does not track (or scan) the thousands it keeps.
-_Kept = tuple[int, int | None, str, str]
+Kept = tuple[int, int | None, str, str]
 
 
-def _kept(envelope: Envelope) -> _Kept:
+def unkept(kept: Kept) -> Envelope:
+    """The envelope a kept event holds."""
+    return Envelope.model_validate_json(kept[3])
+
+
+def _kept(envelope: Envelope) -> Kept:
     subject = None if envelope.subject is None else envelope.subject.int
     return (envelope.id.int, subject, envelope.type, envelope.model_dump_json())
 
 
-def _wanted(connection: Connection, kept: Iterable[_Kept]) -> list[Envelope]:
+def _wanted(connection: Connection, kept: Iterable[Kept]) -> list[Kept]:
     user = connection.user_id.int
+    patterns = list(connection.patterns)
+    # Each type is matched against the patterns once, however many events it has.
+    public: dict[str, bool] = {}
+
+    def wants_public(event_type: str) -> bool:
+        wanted = public.get(event_type)
+        if wanted is None:
+            wanted = public[event_type] = any(matches(p, event_type) for p in patterns)
+        return wanted
+
     return [
-        Envelope.model_validate_json(text)
-        for _, subject, event_type, text in kept
-        if (subject == user)
-        or (subject is None and any(matches(p, event_type) for p in connection.patterns))
+        entry
+        for entry in kept
+        if entry[1] == user or (entry[1] is None and bool(patterns) and wants_public(entry[2]))
     ]

@@ -13,13 +13,25 @@ The Socket.IO protocol, for a client (python-socketio, socket.io-client, ...):
 - With ``last_event_id`` the client first receives what it missed (see
   :mod:`azora.gateway.history`): a ``gap`` event ``{"reason": "expired"|"truncated",
   "since": ID}`` if the history cannot give all of it, the missed events, then
-  ``caught_up`` ``{"count": N}``; live events follow, none twice.
+  ``caught_up`` ``{"count": N}``; live events follow, none twice. Catch-ups are
+  rationed (:mod:`azora.gateway.admission`: a few per user, ``AZORA_GATEWAY_CATCH_UP_*``
+  per process); past that the client gets ``gap`` ``{"reason": "busy", "since": ID,
+  "retry_after_ms": N}`` and ``caught_up`` ``{"count": 0}``, then live events: it
+  should reconnect with ``last_event_id`` ``ID`` after that many milliseconds (or
+  reload). It always gets ``caught_up``; an id from the future has nothing after it.
 - ``subscribe`` / ``unsubscribe`` with ``{"patterns": [...]}`` add or remove public
-  patterns (``finance.*``, ``system.>``, exact names). The answer (the Socket.IO ack)
-  ``{"ok": true, "patterns": [...]}`` is sent only once the subscription is live, so no
-  event published after it can be missed. Patterns select public events only: another
-  user's events are never sent, and asking for a room or another user is refused
-  (``{"ok": false, "error": {"code": "forbidden", ...}}``).
+  patterns (``finance.*``, ``system.>``, exact names; at most 64 per connection, each
+  at most 200 characters). The answer (the Socket.IO ack) ``{"ok": true, "count": N}``
+  (how many patterns the connection holds now) is sent only once the subscription is
+  live, so no event published after it can be missed. Patterns select public events
+  only: another user's events are never sent, and asking for a room or another user is
+  refused (``{"ok": false, "error": {"code": "forbidden", ...}}``).
+- Only ``subscribe``, ``unsubscribe`` and ``authenticate`` may be sent, each with one
+  object; anything else (``connect`` or ``disconnect`` as an event included) is
+  answered ``{"ok": false, "error": {"code": "invalid_request", ...}}``, and a frame
+  that is not a Socket.IO packet closes the connection (:mod:`azora.gateway.guard`,
+  which counts them: ``invalid_input`` in ``GET /health``). Error messages quote at
+  most 40 characters of what was sent.
 - Heartbeats are Engine.IO's pings (``AZORA_GATEWAY_PING_INTERVAL_S`` and
   ``..._TIMEOUT_S``): a client that stops answering is dropped.
 - A connection lives as long as its access token and its session: every
@@ -31,8 +43,8 @@ The Socket.IO protocol, for a client (python-socketio, socket.io-client, ...):
   ``last_event_id`` and loses nothing.
 
 HTTP on the same server: ``GET /`` (name, version and :data:`LINKS`), ``GET /health``
-(databases, bus, connections; 503 when a database is down) and ``GET /events/types``
-(every event type with its payload's JSON Schema).
+(databases, bus, connections, refused input, catch-ups; 503 when a database is down)
+and ``GET /events/types`` (every event type with its payload's JSON Schema).
 
 Several gateway processes can serve behind one bus: each opens its own tap and serves
 its own connections.
@@ -55,6 +67,7 @@ import engineio.packet
 import socketio
 import socketio.packet
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -65,18 +78,24 @@ from azora.auth.service import AuthService
 from azora.catalog import SERVICES
 from azora.db.engines import Databases
 from azora.db.health import check_databases
-from azora.errors import AzoraError, InvalidInput
+from azora.errors import AzoraError, quoted
 from azora.events.bus import Bus, Tap
 from azora.events.catalog import CATALOG
 from azora.events.envelope import Envelope
-from azora.gateway.errors import AddressUnavailable
-from azora.gateway.history import catch_up
-from azora.gateway.hub import Connection, Hub
+from azora.gateway.admission import Busy, CatchUpGate
+from azora.gateway.connections import ConnectionGuard
+from azora.gateway.errors import AddressUnavailable, InvalidRequest
+from azora.gateway.guard import GuardedServer
+from azora.gateway.history import CatchUp, catch_up
+from azora.gateway.hub import MAX_PATTERNS, Connection, Hub
+from azora.gateway.limits import SessionLimits
+from azora.gateway.protocols import TransportConfig
 from azora.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_MAX_PATTERNS = 64
+#: The events a client may send (azora.gateway.guard refuses every other name).
+CLIENT_EVENTS = ("subscribe", "unsubscribe", "authenticate")
 
 #: What ``GET /`` points to, by name.
 LINKS = {"health": "/health", "events": "/events/types", "socket.io": "/socket.io/"}
@@ -119,21 +138,28 @@ class GatewayServer(uvicorn.Server):
     to :meth:`serve`. The gateway itself (its tap) must be started around :meth:`serve`.
     Signals are the caller's: it stops when :attr:`should_exit` is set (or through
     :meth:`handle_exit`).
+
+    Hostile clients meet the limits of :mod:`azora.gateway.protocols` (requests, timeouts,
+    websocket send bounds), :attr:`connections` (per address, in all, stalled sends) and
+    the gateway's :class:`~azora.gateway.limits.SessionLimits`, swept while it serves.
     """
 
     def __init__(self, gateway: Gateway, host: str, port: int) -> None:
+        self.connections = ConnectionGuard(gateway.limits.settings)
         super().__init__(
-            uvicorn.Config(
+            TransportConfig(
                 gateway.asgi,
+                self.connections,
                 host=host,
                 port=port,
                 lifespan="off",
                 log_level="warning",
-                ws="websockets-sansio",
                 access_log=False,
             )
         )
         self.ready = asyncio.Event()
+        self._limits = gateway.limits
+        self._sweepers: list[asyncio.Task[None]] = []
 
     @property
     def port(self) -> int:
@@ -142,10 +168,23 @@ class GatewayServer(uvicorn.Server):
         return port
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        """Start listening, then set :attr:`ready` (not if binding failed)."""
+        """Start listening and sweeping, then set :attr:`ready` (not if binding failed)."""
         await super().startup(sockets)
         if not self.should_exit:
+            self._sweepers = [
+                asyncio.create_task(self.connections.run(), name="gateway-stalled-sends"),
+                asyncio.create_task(self._limits.run(), name="gateway-unconnected-sessions"),
+            ]
             self.ready.set()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop serving, then sweeping (a stalled connection must not hold the stop up)."""
+        try:
+            await super().shutdown(sockets)
+        finally:
+            for sweeper in self._sweepers:
+                sweeper.cancel()
+            await asyncio.gather(*self._sweepers, return_exceptions=True)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -175,8 +214,8 @@ class Gateway:
         self._catch_up_limit = settings.gateway_catch_up_limit
         self._reverify_s = settings.gateway_reverify_s
         self._tokens: dict[str, str] = {}  # sid -> the access token it presented last
-        self.sio = socketio.AsyncServer(
-            async_mode="asgi",
+        self.sio = GuardedServer(  # azora.gateway.guard: what clients may send
+            client_events=CLIENT_EVENTS,
             cors_allowed_origins=list(settings.gateway_cors_origins),
             ping_interval=settings.gateway_ping_interval_s,
             ping_timeout=settings.gateway_ping_timeout_s,
@@ -184,6 +223,13 @@ class Gateway:
             engineio_logger=_ClientMistakesAtDebug(logging.getLogger("engineio.server")),
         )
         self.hub = Hub(self._emit)
+        self.catch_ups = CatchUpGate(
+            running=settings.gateway_catch_up_concurrency,
+            waiting=settings.gateway_catch_up_queue,
+            per_user=settings.gateway_catch_up_per_user,
+        )
+        self._catching_up: dict[str, asyncio.Task[None]] = {}  # sid -> its catch-up
+        self.limits = SessionLimits(self.sio, self.hub, settings)  # azora.gateway.limits
         self._tap: Tap | None = None
         self._task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -214,6 +260,8 @@ class Gateway:
         for sid in list(self.hub.connections):
             with contextlib.suppress(Exception):  # a client already gone
                 await self.sio.disconnect(sid)
+        # Their connections have left: the catch-ups still running stop at the next slice.
+        await asyncio.gather(*self._catching_up.values(), return_exceptions=True)
         if self._tap is not None:
             await self._tap.aclose()
         if self._task is not None:
@@ -267,6 +315,7 @@ class Gateway:
         try:
             patterns = _patterns(auth.get("subscribe", []))
             after = _event_id(auth.get("last_event_id"))
+            self.limits.admit_user(sid, principal.user_id)  # refuses past the cap; joins next
             connection = self.hub.join(
                 sid, principal.user_id, patterns, catching_up=after is not None
             )
@@ -274,24 +323,36 @@ class Gateway:
             raise _refused("invalid_request", error.message) from None
         self._tokens[sid] = auth["token"]
         if after is not None:
-            self.sio.start_background_task(self._catch_up, connection, after)
+            task = asyncio.create_task(self._catch_up(connection, after), name="gateway-catch-up")
+            self._catching_up[sid] = task
+            task.add_done_callback(lambda _: self._catching_up.pop(sid, None))
 
     async def _catch_up(self, connection: Connection, after: uuid.UUID) -> None:
+        """Send ``connection`` what it missed since ``after`` once the gate admits it (a
+        ``busy`` gap if it does not), then ``caught_up``: always, unless it has left."""
+        missed = CatchUp([])
+        gap: dict[str, Any] | None = None
         try:
-            missed = await catch_up(
-                self._databases, self.hub, connection, after, limit=self._catch_up_limit
-            )
+            async with self.catch_ups.admit(connection.sid, connection.user_id):
+                if connection.active:
+                    missed = await catch_up(
+                        self._databases, self.hub, connection, after, limit=self._catch_up_limit
+                    )
+        except Busy as busy:
+            gap = {"reason": "busy", "since": str(after), "retry_after_ms": busy.retry_after_ms}
+        except SQLAlchemyError as error:  # the history is down: every reconnect finds it so
+            log.warning("catch-up for %s failed: %s", connection.sid, type(error).__name__)
+            gap = {"reason": "unavailable", "since": str(after)}
         except Exception:
             log.exception("catch-up for %s failed", connection.sid)
-            await self.sio.emit(
-                "gap", {"reason": "unavailable", "since": str(after)}, to=connection.sid
-            )
-            await self.hub.finish_catch_up(connection, [])
+            gap = {"reason": "unavailable", "since": str(after)}
+        else:
+            if missed.gap is not None:
+                gap = {"reason": str(missed.gap), "since": str(after)}
+        if not connection.active:
             return
-        if missed.gap is not None:
-            await self.sio.emit(
-                "gap", {"reason": str(missed.gap), "since": str(after)}, to=connection.sid
-            )
+        if gap is not None:
+            await self.sio.emit("gap", gap, to=connection.sid)
         await self.hub.finish_catch_up(connection, missed.events)
         await self.sio.emit("caught_up", {"count": len(missed.events)}, to=connection.sid)
 
@@ -303,7 +364,7 @@ class Gateway:
         connection = self.hub.connections.get(sid)
         token = data.get("token") if isinstance(data, Mapping) else None
         if connection is None or not isinstance(token, str):
-            return _refusal("invalid_input", "send {'token': ACCESS_TOKEN}")
+            return _refusal("invalid_request", "send {'token': ACCESS_TOKEN}")
         try:
             principal = await self._auth.verify_access_token(token)
         except AzoraError as error:
@@ -348,7 +409,7 @@ class Gateway:
 
     def _change(self, sid: str, data: Any, change: Any) -> dict[str, Any]:
         if not isinstance(data, Mapping):
-            return _refusal("invalid_input", "send {'patterns': [PATTERN, ...]}")
+            return _refusal("invalid_request", "send {'patterns': [PATTERN, ...]}")
         if set(data) - {"patterns"}:
             return _refusal(
                 "forbidden",
@@ -362,7 +423,8 @@ class Gateway:
             return _refusal(error.code, error.message)
         except KeyError:
             return _refusal("not_connected", "this connection is not registered")
-        return {"ok": True, "patterns": current}
+        # How many, not which: the client knows what it asked for.
+        return {"ok": True, "count": len(current)}
 
     # -- HTTP ---------------------------------------------------------------------------
 
@@ -387,6 +449,13 @@ class Gateway:
             "bus": {"tapping": self._task is not None and not self._task.done()},
             "connections": len(self.hub.connections),
             "events_routed": self.hub.routed,
+            # What clients sent that was refused (azora.gateway.guard), and catch-ups.
+            "invalid_input": self.sio.mistakes.count,
+            "catch_ups": {
+                "running": self.catch_ups.running,
+                "waiting": self.catch_ups.admitted - self.catch_ups.running,
+                "refused": self.catch_ups.refused,
+            },
         }
         return JSONResponse(body, status_code=200 if up else 503)
 
@@ -427,10 +496,10 @@ def _catalog_listing() -> list[dict[str, Any]]:
 def _patterns(value: Any) -> list[str]:
     if value is None:
         return []
+    if isinstance(value, list) and len(value) > MAX_PATTERNS:
+        raise InvalidRequest(f"at most {MAX_PATTERNS} patterns per connection")
     if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
-        raise InvalidInput("patterns must be a list of strings, e.g. ['system.>']")
-    if len(value) > _MAX_PATTERNS:
-        raise InvalidInput(f"at most {_MAX_PATTERNS} patterns per connection")
+        raise InvalidRequest("patterns must be a list of strings, e.g. ['system.>']")
     return value
 
 
@@ -440,9 +509,9 @@ def _event_id(value: Any) -> uuid.UUID | None:
     try:
         event_id = uuid.UUID(str(value))
     except ValueError:
-        raise InvalidInput(f"last_event_id must be an event id, not {value!r}") from None
+        raise InvalidRequest(f"last_event_id must be an event id, not {quoted(value)}") from None
     if event_id.version != 7:
-        raise InvalidInput("last_event_id must be an event id (a UUIDv7)")
+        raise InvalidRequest("last_event_id must be an event id (a UUIDv7)")
     return event_id
 
 

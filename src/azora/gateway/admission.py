@@ -1,0 +1,89 @@
+"""How many catch-ups a gateway process computes at once, and who waits.
+
+A catch-up reads the history and sends up to ``AZORA_GATEWAY_CATCH_UP_LIMIT`` events:
+cheap alone, ruinous by the hundred (every reconnecting client at once after a restart,
+or one client reconnecting in a loop). The :class:`CatchUpGate` admits them:
+
+- one at a time per connection, at most ``per_user`` at once (running or waiting) per
+  user;
+- at most ``running`` at once in the process, with at most ``waiting`` more queued in
+  arrival order.
+
+Beyond that it refuses at once with :class:`Busy`, which carries how long the client
+should wait before it tries again (with jitter, so refused clients do not all come back
+together).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+
+
+class Busy(Exception):
+    """The gate is full: try again after ``retry_after_ms`` milliseconds."""
+
+    def __init__(self, retry_after_ms: int) -> None:
+        super().__init__(f"too many catch-ups; retry after {retry_after_ms} ms")
+        self.retry_after_ms = retry_after_ms
+
+
+class CatchUpGate:
+    """Admits catch-ups (see the module docstring); ``retry_after_ms`` is the shortest
+    back-off a refused client is told (it is told up to twice that)."""
+
+    def __init__(
+        self, *, running: int, waiting: int, per_user: int, retry_after_ms: int = 1_000
+    ) -> None:
+        self._slots = asyncio.Semaphore(running)
+        self._capacity = running + waiting
+        self._per_user = per_user
+        self._retry_after_ms = retry_after_ms
+        self._sids: set[str] = set()
+        self._users: Counter[uuid.UUID] = Counter()
+        #: Catch-ups computing now, and the most there ever were at once.
+        self.running = 0
+        self.peak = 0
+        #: Catch-ups refused since the start.
+        self.refused = 0
+
+    @property
+    def admitted(self) -> int:
+        """Catch-ups inside the gate: running or waiting for their turn."""
+        return len(self._sids)
+
+    @contextlib.asynccontextmanager
+    async def admit(self, sid: str, user_id: uuid.UUID) -> AsyncIterator[None]:
+        """Wait for a turn to compute the catch-up of connection ``sid``; the block is it.
+
+        Raises:
+            Busy: at once, when the connection already has one, the user has
+                ``per_user``, or the process has all its running and waiting places
+                taken (nothing is queued).
+        """
+        if (
+            sid in self._sids
+            or self._users[user_id] >= self._per_user
+            or len(self._sids) >= self._capacity
+        ):
+            self.refused += 1
+            raise Busy(int(self._retry_after_ms * random.uniform(1.0, 2.0)))
+        self._sids.add(sid)
+        self._users[user_id] += 1
+        try:
+            async with self._slots:
+                self.running += 1
+                self.peak = max(self.peak, self.running)
+                try:
+                    yield
+                finally:
+                    self.running -= 1
+        finally:
+            self._sids.discard(sid)
+            self._users[user_id] -= 1
+            if not self._users[user_id]:
+                del self._users[user_id]
