@@ -1,4 +1,5 @@
-"""What the benchmarks share: progress lines, and the throwaway databases of one run."""
+"""What the benchmarks share: progress lines, percentiles, the event they commit for a
+user, and the throwaway databases of one run."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -14,12 +15,34 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import URL, make_url
 
+from azora.db.outbox import EventMessage
 from azora.types import Environment, ServiceName
 
 
 def say(message: str) -> None:
     """A progress line on stderr."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The ``share`` quantile of ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def notification(user: uuid.UUID, sequence: int) -> EventMessage:
+    """A ``notification.created`` event for ``user`` (title: its sequence number)."""
+    return EventMessage(
+        type="notification.created",
+        source="notifications",
+        subject=user,
+        payload={
+            "user_id": str(user),
+            "notification_id": str(uuid.uuid4()),
+            "kind": "system",
+            "title": f"benchmark {sequence}",
+        },
+    )
 
 
 @dataclass(frozen=True)
