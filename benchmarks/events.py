@@ -147,9 +147,13 @@ class Run:
     profile: str | None = None
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
-        # Every client connects from 127.0.0.1: no cap on connections per address.
+        # Every client connects from 127.0.0.1: no cap or rate limit per address.
         return self.server.settings(
-            events_url=self.nats_url, gateway_max_connections_per_ip=0, **overrides
+            events_url=self.nats_url,
+            gateway_max_connections_per_ip=0,
+            gateway_handshake_rate_per_ip=0,
+            gateway_connect_rate_per_ip=0,
+            **overrides,
         )
 
     def bus(self) -> NatsBus:

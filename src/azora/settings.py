@@ -123,6 +123,15 @@ class Settings(BaseSettings):
     gateway_max_connections: Annotated[int, Field(ge=0)] = 0
     gateway_max_connections_per_ip: Annotated[int, Field(ge=0)] = 200
     gateway_max_connections_per_user: Annotated[int, Field(ge=1, le=10_000)] = 50
+    # How often new sessions may start (token buckets: a burst, then a rate per second;
+    # rate 0: no limit): Engine.IO handshakes per client address (past it: 429), and
+    # Socket.IO connects per client address and per user (refused "rate_limited").
+    gateway_handshake_rate_per_ip: Annotated[float, Field(ge=0, le=100_000)] = 20.0
+    gateway_handshake_burst_per_ip: Annotated[int, Field(ge=1, le=100_000)] = 50
+    gateway_connect_rate_per_ip: Annotated[float, Field(ge=0, le=100_000)] = 20.0
+    gateway_connect_burst_per_ip: Annotated[int, Field(ge=1, le=100_000)] = 50
+    gateway_connect_rate_per_user: Annotated[float, Field(ge=0, le=10_000)] = 2.0
+    gateway_connect_burst_per_user: Annotated[int, Field(ge=1, le=10_000)] = 10
     # An Engine.IO session that has not connected a Socket.IO namespace by then is closed.
     gateway_connect_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     # What may wait to be sent to one client (bytes, messages): past it the client is

@@ -145,6 +145,7 @@ async def test_a_storm_of_catch_ups_is_rationed_and_starves_neither_health_nor_l
             "gateway_catch_up_concurrency": 2,
             "gateway_catch_up_queue": 4,
             "gateway_catch_up_per_user": 3,
+            "gateway_connect_rate_per_user": 0,  # one user's 21 connects: all let in
         }
     )
     bus = MemoryBus()

@@ -143,6 +143,41 @@ async def test_an_oversized_header_is_refused_431_without_being_held_in_memory(
     assert {status(a) for a in answers} == {431}
 
 
+async def test_a_header_flood_is_refused_431_and_the_server_stops_reading_it(
+    limited: Callable[..., Gateway],
+) -> None:
+    loop = asyncio.get_running_loop()
+    chunk = b"a" * 65_536
+    async with served(limited(gateway_max_header_bytes=65_536)) as server:
+        sock = await raw(server.port)
+        received = bytearray()
+
+        async def read() -> None:
+            with contextlib.suppress(ConnectionResetError):
+                while data := await loop.sock_recv(sock, 65_536):
+                    received.extend(data)
+
+        sent = 0
+
+        async def flood() -> None:
+            nonlocal sent
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                await loop.sock_sendall(sock, b"GET /health HTTP/1.1\r\nx-padding: ")
+                while sent < 50 * MiB:  # as fast as it can, until the server stops it
+                    await loop.sock_sendall(sock, chunk)
+                    sent += len(chunk)
+
+        with sock:
+            tasks = asyncio.gather(read(), flood())
+            await until(lambda: bool(received))  # refused: 431 on its way
+            assert await get(server.port, "/health") == 200  # others are served meanwhile
+            await asyncio.wait_for(tasks, WAIT)
+        assert status(bytes(received)) == 431
+        # Read past the limit: a bound and at most one read of the loop's beyond it.
+        assert server.connections.dropped <= 65_536 + 262_144
+        assert sent < 32 * MiB  # the rest waited in socket buffers until the reset
+
+
 @pytest.mark.parametrize(
     ("request_bytes", "expected"),
     [

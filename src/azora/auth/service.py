@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Mapping
 
 from azora.auth import accounts, identities, login, mfa, principals, profiles, sessions
+from azora.auth.access import AccessClaims
 from azora.auth.config import AuthConfig, Clock
 from azora.auth.context import AuthContext, Client
 from azora.auth.models import Role
@@ -191,6 +192,16 @@ class AuthService:
         return await sessions.refresh(self._ctx, refresh_token, Client.of(ip, user_agent))
 
     # -- sessions ---------------------------------------------------------------------
+
+    def read_access_token(self, token: str) -> AccessClaims:
+        """What a genuine, unexpired access token says, checked without the database or
+        the cache: its session may be over (:meth:`verify_access_token` tells).
+
+        Raises:
+            TokenExpired: the access token is past its expiry.
+            InvalidToken: anything else (signature, algorithm, key id, claims).
+        """
+        return self._ctx.access.verify(token, now=self._ctx.now())
 
     async def verify_access_token(self, token: str) -> Principal:
         """See :func:`azora.auth.principals.verify_access_token`."""

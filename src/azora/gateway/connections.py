@@ -77,6 +77,8 @@ class ConnectionGuard:
         self._per_address: dict[str, int] = {}
         #: Connections aborted because their unsent data stopped moving.
         self.stalled = 0
+        #: Bytes read and dropped from refused requests (see azora.gateway.protocols).
+        self.dropped = 0
 
     @property
     def count(self) -> int:

@@ -16,7 +16,9 @@ HTTP (:class:`LimitedHttpProtocol`):
 
 A refused request is answered, then what the client still sends is read and dropped for
 at most :data:`LINGER_S` before closing: closing with unread data resets the connection,
-and the client could lose the answer.
+and the client could lose the answer. At most :data:`LINGER_BYTES` are dropped so: past
+them reading pauses until the close, so a client streaming without end costs the server
+nothing more (:attr:`~azora.gateway.connections.ConnectionGuard.dropped` counts them).
 
 Websockets (:class:`LimitedWebSocketProtocol`): a send never waits for the client to
 read. uvicorn's would, while the Engine.IO queue in front of it grew without bound;
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: How long a refused request's remaining bytes are read (and dropped) before closing.
 LINGER_S = 2.0
+#: How many of a refused request's remaining bytes are read (and dropped), at most.
+LINGER_BYTES = 65_536
 
 
 class TransportConfig(uvicorn.Config):
@@ -107,6 +111,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._header_count = 0
         self._health_only = False
         self._lingering = False
+        self._dropped = 0  # bytes read and dropped since the refusal
         self._request_timer: asyncio.TimerHandle | None = None
 
     # -- the connection -----------------------------------------------------------------
@@ -135,8 +140,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         """Parse ``data``, counting the bytes of a request's head before the parser
         keeps them."""
-        if self._lingering:
-            return  # what a refused client still sends: dropped
+        if self._lingering:  # what a refused client still sends: dropped, up to a bound
+            self._dropped += len(data)
+            self.guard.dropped += len(data)
+            if self._dropped >= LINGER_BYTES:
+                self.transport.pause_reading()  # until the close
+            return
         self._unset_keepalive_if_required()
         self._start_request_timer()
         if not self._in_head:

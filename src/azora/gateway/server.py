@@ -6,7 +6,9 @@ The Socket.IO protocol, for a client (python-socketio, socket.io-client, ...):
   [PATTERN, ...]`` (public event patterns, as in ``subscribe`` below) and
   ``"last_event_id": ID`` when reconnecting. A missing, expired, revoked or forged
   token is refused (``connect_error``) with ``{"message": ..., "data": {"code":
-  "unauthorized"}}``, a malformed request with the code ``invalid_request``. The
+  "unauthorized"}}``, a malformed request with the code ``invalid_request``; connecting
+  too often (per address, per user: :mod:`azora.gateway.rates`) with ``rate_limited``
+  and ``"retry_after_ms": N``. The
   connection joins its user: every event whose subject is that user is pushed to it,
   under the event's type as the Socket.IO event name, with the envelope (EVENTS.md) as
   its data.
@@ -90,6 +92,7 @@ from azora.gateway.history import CatchUp, catch_up
 from azora.gateway.hub import MAX_PATTERNS, Connection, Hub
 from azora.gateway.limits import SessionLimits
 from azora.gateway.protocols import TransportConfig
+from azora.gateway.rates import HandshakeLimit, RateLimit
 from azora.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -214,6 +217,16 @@ class Gateway:
         self._catch_up_limit = settings.gateway_catch_up_limit
         self._reverify_s = settings.gateway_reverify_s
         self._tokens: dict[str, str] = {}  # sid -> the access token it presented last
+        # How often sessions may start (azora.gateway.rates): refused before costing more.
+        self.handshakes = RateLimit(
+            settings.gateway_handshake_rate_per_ip, settings.gateway_handshake_burst_per_ip
+        )
+        self.connects_per_address = RateLimit(
+            settings.gateway_connect_rate_per_ip, settings.gateway_connect_burst_per_ip
+        )
+        self.connects_per_user = RateLimit(
+            settings.gateway_connect_rate_per_user, settings.gateway_connect_burst_per_user
+        )
         self.sio = GuardedServer(  # azora.gateway.guard: what clients may send
             client_events=CLIENT_EVENTS,
             cors_allowed_origins=list(settings.gateway_cors_origins),
@@ -241,7 +254,7 @@ class Gateway:
                 Route("/events/types", self._types, methods=["GET"]),
             ]
         )
-        self.asgi = socketio.ASGIApp(self.sio, other_asgi_app=http)
+        self.asgi = HandshakeLimit(socketio.ASGIApp(self.sio, other_asgi_app=http), self.handshakes)
 
     async def start(self) -> None:
         """Open the tap and start routing; connections are served correctly from now on.
@@ -306,8 +319,20 @@ class Gateway:
                 await self.sio.eio.send_packet(eio_sid, message)
 
     async def _connect(self, sid: str, environ: Mapping[str, Any], auth: Any) -> None:
+        # The rate limits come first, each before the work it spares: the address's before
+        # the token is read, the user's before its session is (the database or the cache).
+        wait_ms = self.connects_per_address.acquire(_client_address(environ))
+        if wait_ms:
+            raise _rate_limited(wait_ms)
         if not isinstance(auth, Mapping) or not isinstance(auth.get("token"), str):
             raise _refused("unauthorized", "connect with auth={'token': ACCESS_TOKEN}")
+        try:
+            user_id = self._auth.read_access_token(auth["token"]).user_id
+        except AzoraError as error:
+            raise _refused("unauthorized", error.message) from None
+        wait_ms = self.connects_per_user.acquire(user_id)
+        if wait_ms:
+            raise _rate_limited(wait_ms)
         try:
             principal = await self._auth.verify_access_token(auth["token"])
         except AzoraError as error:
@@ -451,6 +476,10 @@ class Gateway:
             "events_routed": self.hub.routed,
             # What clients sent that was refused (azora.gateway.guard), and catch-ups.
             "invalid_input": self.sio.mistakes.count,
+            "rate_limited": {
+                "handshakes": self.handshakes.refused,
+                "connects": self.connects_per_address.refused + self.connects_per_user.refused,
+            },
             "catch_ups": {
                 "running": self.catch_ups.running,
                 "waiting": self.catch_ups.admitted - self.catch_ups.running,
@@ -518,6 +547,20 @@ def _event_id(value: Any) -> uuid.UUID | None:
 def _refused(code: str, message: str) -> Exception:
     # The client receives {"message": message, "data": {"code": code}}.
     refusal: Exception = socketio.exceptions.ConnectionRefusedError(message, {"code": code})
+    return refusal
+
+
+def _client_address(environ: Mapping[str, Any]) -> str | None:
+    # python-engineio's REMOTE_ADDR is always 127.0.0.1 under ASGI: the scope has it.
+    client = environ.get("asgi.scope", {}).get("client")
+    return str(client[0]) if client else None
+
+
+def _rate_limited(wait_ms: int) -> Exception:
+    # {"message": ..., "data": {"code": "rate_limited", "retry_after_ms": wait_ms}}
+    refusal: Exception = socketio.exceptions.ConnectionRefusedError(
+        "too many connects: retry later", {"code": "rate_limited", "retry_after_ms": wait_ms}
+    )
     return refusal
 
 
