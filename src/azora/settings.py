@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     gateway_reverify_s: Annotated[float, Field(gt=0, le=3_600)] = 30.0
     # A reconnecting client gets at most this many missed events, then a gap signal.
     gateway_catch_up_limit: Annotated[int, Field(ge=1, le=100_000)] = 1_000
+    # Bytes the recent events each gateway keeps for quick catch-ups may take (their
+    # encoded envelopes, estimated); the oldest go first, and are read from the history.
+    gateway_recent_bytes: Annotated[int, Field(ge=1_024, le=4_294_967_296)] = 16_777_216
     # Catch-ups computed at once per gateway process, how many more may wait for their
     # turn, and how many one user may have at once; beyond that a client is told to retry
     # later (a "busy" gap).

@@ -105,3 +105,40 @@ async def test_more_missed_events_than_the_limit_send_the_newest_and_a_gap(
         await socket.wait_for(lambda: bool(socket.named("caught_up")))
     assert socket.named("gap") == [{"reason": "truncated", "since": str(events[0].id)}]
     assert socket.ids() == [str(e.id) for e in events[-2:]]
+
+
+async def test_recent_events_stay_within_their_byte_bound_and_older_come_from_the_history(
+    databases: Databases, bus: Bus, auth: AuthService, connect: Connect, new_user: NewUser
+) -> None:
+    ama = await new_user()
+    bound = 4_096
+    settings = databases.settings.model_copy(update={"gateway_recent_bytes": bound})
+    gateway = Gateway(databases, bus, auth, settings)
+    relay = Relay(databases, bus, services=[ServiceName.NOTIFICATIONS])
+
+    async def relayed(count: int, watcher: Recorder) -> list[EventMessage]:
+        """``count`` events for Ama with the largest titles, archived and routed (once
+        ``watcher``, a connection of Ama's, has them all)."""
+        events = [_message(envelope(ama.id)) for _ in range(count)]
+        for event in events:
+            event.payload["title"] = "x" * 200
+            async with UnitOfWork(databases, ServiceName.NOTIFICATIONS, as_service=True) as uow:
+                uow.emit(event)
+        received = len(watcher.envelopes()) + count
+        assert await relay.run_once(ServiceName.NOTIFICATIONS) == count
+        await watcher.wait_for(lambda: len(watcher.envelopes()) == received)
+        return events
+
+    async with serving(gateway) as url:
+        first = await connect(url, {"token": ama.token})
+        watcher = await connect(url, {"token": ama.token})
+        [seen] = await relayed(1, first)
+        await first.client.disconnect()
+        missed = await relayed(30, watcher)
+        assert 0 < gateway.hub.recent_bytes <= bound
+        assert gateway.hub.recent_count < len(missed)  # Ama's last event was evicted
+        again = await connect(url, {"token": ama.token, "last_event_id": str(seen.id)})
+        await again.wait_for(lambda: bool(again.named("caught_up")))
+    assert again.ids() == [str(e.id) for e in missed]
+    assert again.named("caught_up") == [{"count": len(missed)}]
+    assert again.named("gap") == []

@@ -31,7 +31,8 @@ OpenRaw = Callable[..., Awaitable[Raw]]
 
 #: Frames that are not Socket.IO packets a client may send (after the Engine.IO
 #: handshake): empty, not Engine.IO, binary, an unknown Engine.IO or Socket.IO type, a
-#: Socket.IO message that does not decode, events that are not [NAME, ...].
+#: Socket.IO message that does not decode, events that are not [NAME, ...], Engine.IO
+#: data nested too deeply to decode.
 GARBAGE: list[str | bytes] = [
     "",
     "x",
@@ -49,6 +50,7 @@ GARBAGE: list[str | bytes] = [
     "42[1]",
     '42["subscribe",{]',
     "42" + "[" * 5_000,
+    "4" + "[" * 5_000 + "]" * 5_000,
 ]
 
 

@@ -8,10 +8,10 @@ connection lingers until the heartbeat gives up); an event named ``connect`` or
 with the checks in front:
 
 - **Frames** (Engine.IO, on either transport): a frame that is empty, binary (the
-  gateway speaks JSON only), too large or not an Engine.IO packet closes the
-  connection at once; so does a Socket.IO message that does not decode, is of a type a
-  client does not send (``CONNECT_ERROR``, binary events) or is an event that is not
-  ``[NAME, ...]``.
+  gateway speaks JSON only), too large, not an Engine.IO packet or holding JSON nested
+  too deeply to decode closes the connection at once; so does a Socket.IO message that
+  does not decode, is of a type a client does not send (``CONNECT_ERROR``, binary
+  events) or is an event that is not ``[NAME, ...]``.
 - **Calls**: only the events in ``client_events`` reach handlers, each with exactly one
   argument; anything else (``connect``, ``disconnect``, an unknown name, no argument)
   is answered, when the client asked for an answer, with ``{"ok": false, "error":
@@ -216,7 +216,25 @@ def _frame_problem(frame: Any, limit: int) -> str | None:
         return "binary data"
     if frame[0] not in _ENGINE_TYPES:
         return "a frame that is not an Engine.IO packet"
+    if len(frame) > 1 and not frame[1].isnumeric() and _too_deep(frame[1:]):
+        return "a frame nested too deeply"
     return None
+
+
+def _too_deep(data: str) -> bool:
+    """True if ``data`` is JSON nested too deeply to decode.
+
+    python-engineio reads the data of an Engine.IO packet not starting with a digit as
+    JSON and lets only ``ValueError`` pass: a ``RecursionError`` would end the connection
+    with a traceback in the log.
+    """
+    try:
+        json.loads(data)
+    except ValueError:
+        return False
+    except RecursionError:
+        return True
+    return False
 
 
 class _CheckedWebSocket(engineio.async_drivers.asgi.WebSocket):  # type: ignore[misc]

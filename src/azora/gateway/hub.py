@@ -27,7 +27,8 @@ Reconnection. A client that sends the last event id it saw first *catches up*: f
 moment it joins, the events routed to it are held in its buffer while the gateway
 fetches what it missed (:mod:`azora.gateway.history`); the missed events go out first,
 then the buffer without the ids already sent, then the client is live. The hub keeps the
-most recent events it routed (``recent``) so a catch-up also covers the events that are
+most recent events it routed (at most ``recent`` of them and ``recent_bytes`` of their
+encoded envelopes, the oldest going first) so a catch-up also covers the events that are
 on the bus but not yet in the history the relay archives. Duplicates from the bus (an
 event published again by a relay that crashed before marking it) are dropped by id.
 """
@@ -58,6 +59,10 @@ MAX_PATTERN_LENGTH = 200
 MAX_PATTERNS = 64
 #: Events sent to a catching-up connection between two yields to the event loop.
 SEND_SLICE = 100
+#: The bytes the recent events may take by default.
+RECENT_BYTES = 16 * 1024 * 1024
+#: What a kept event takes besides its envelope JSON: the tuple, its ints, a type name.
+KEPT_OVERHEAD = 256
 
 K = TypeVar("K")
 
@@ -89,7 +94,8 @@ class Hub:
     """The routing tables of one gateway process (see the module docstring).
 
     ``emit`` delivers one event to a list of connections; ``recent`` is how many routed
-    events are kept for catch-ups; ``remember`` how many event ids are kept to drop
+    events are kept for catch-ups and ``recent_bytes`` how many bytes they may take (see
+    :func:`kept_size`); ``remember`` how many event ids are kept to drop
     duplicates; ``max_patterns`` how many patterns one connection may hold.
     """
 
@@ -98,6 +104,7 @@ class Hub:
         emit: Emit,
         *,
         recent: int = 10_000,
+        recent_bytes: int = RECENT_BYTES,
         remember: int = 100_000,
         max_patterns: int = MAX_PATTERNS,
     ) -> None:
@@ -106,7 +113,10 @@ class Hub:
         self._by_user: dict[uuid.UUID, dict[str, Connection]] = {}
         self._public: PatternIndex[Connection] = PatternIndex()
         self._max_patterns = max_patterns
-        self._recent: deque[Kept] = deque(maxlen=recent)
+        self._recent: deque[Kept] = deque()
+        self._recent_max = recent
+        self._recent_bytes_max = recent_bytes
+        self._recent_bytes = 0
         # Ids as ints: the collector does not track ints (nor scan them in full runs).
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._remember = remember
@@ -213,7 +223,7 @@ class Hub:
         self._seen[key] = None
         if len(self._seen) > self._remember:
             self._seen.popitem(last=False)
-        self._recent.append(_kept(envelope))
+        self._keep(_kept(envelope))
         self.routed += 1
         live: list[str] = []
         for connection in self.recipients(envelope):
@@ -231,6 +241,29 @@ class Hub:
                 await self.route(envelope)
             except Exception:  # one bad send must not stop the gateway
                 log.exception("routing event %s failed", envelope.id)
+
+    def _keep(self, kept: Kept) -> None:
+        """Add ``kept`` to the recent events, evicting the oldest past either bound.
+
+        Only the oldest go, so the recent events stay the newest routed without a hole:
+        a catch-up that finds the client's last event among them has every later one.
+        """
+        self._recent.append(kept)
+        self._recent_bytes += kept_size(kept)
+        while self._recent and (
+            len(self._recent) > self._recent_max or self._recent_bytes > self._recent_bytes_max
+        ):
+            self._recent_bytes -= kept_size(self._recent.popleft())
+
+    @property
+    def recent_count(self) -> int:
+        """How many recent events are kept."""
+        return len(self._recent)
+
+    @property
+    def recent_bytes(self) -> int:
+        """The estimated bytes the recent events take (see :func:`kept_size`)."""
+        return self._recent_bytes
 
     # -- catching up --------------------------------------------------------------------
 
@@ -274,6 +307,11 @@ class Hub:
 #: A recent event as the hub keeps it: (id, subject, type, envelope JSON). Only ints and
 #: strings, so the garbage collector does not track (or scan) the thousands it keeps.
 Kept = tuple[int, int | None, str, str]
+
+
+def kept_size(kept: Kept) -> int:
+    """An estimate of the memory ``kept`` takes: its envelope JSON plus a fixed overhead."""
+    return len(kept[3]) + KEPT_OVERHEAD
 
 
 def unkept(kept: Kept) -> Envelope:

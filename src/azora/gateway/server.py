@@ -235,7 +235,7 @@ class Gateway:
             logger=False,
             engineio_logger=_ClientMistakesAtDebug(logging.getLogger("engineio.server")),
         )
-        self.hub = Hub(self._emit)
+        self.hub = Hub(self._emit, recent_bytes=settings.gateway_recent_bytes)
         self.catch_ups = CatchUpGate(
             running=settings.gateway_catch_up_concurrency,
             waiting=settings.gateway_catch_up_queue,
