@@ -40,7 +40,7 @@ from typing import Any
 
 import jwt
 import redis.asyncio as aioredis
-from _common import Server, say, throwaway
+from _common import Server, percentile, say, throwaway
 from _rls import measure_rls
 from argon2 import PasswordHasher
 
@@ -86,12 +86,6 @@ class Run:
 
 
 Section = Callable[[Run], Awaitable[dict[str, Any]]]
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    """The ``share`` quantile of ``values`` (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
 # -- Argon2id ---------------------------------------------------------------------------

@@ -58,7 +58,7 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from _common import Server, say, throwaway
+from _common import Server, percentile, say, throwaway
 
 from azora.auth.passwords import hash_password
 from azora.auth.users import UserService, user_key
@@ -91,12 +91,6 @@ class Plan:
 
 FULL = Plan(60.0, 20.0, 5.0, 10, 2_000, 300)
 QUICK = Plan(20.0, 8.0, 3.0, 4, 1_000, 150)
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    """The ``share`` quantile of ``values`` (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
 # -- where things live ------------------------------------------------------------------

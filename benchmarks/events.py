@@ -84,7 +84,7 @@ from typing import Any
 import nats
 import nats.errors
 import nats.js.errors
-from _common import Server, say, throwaway
+from _common import Server, notification, percentile, say, throwaway
 from _events_child import all_cpu, cpu_seconds, machine_busy, rss_kb
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -95,7 +95,6 @@ from azora.cache.backends import MemoryBackend
 from azora.catalog import SERVICES
 from azora.db import lifecycle
 from azora.db.engines import Databases
-from azora.db.outbox import EventMessage
 from azora.db.uow import UnitOfWork
 from azora.events.buses import NatsBus
 from azora.events.envelope import Envelope
@@ -169,27 +168,6 @@ class Run:
             "profile": self.profile,
             **fields,
         }
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    """The ``share`` quantile of ``values`` (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
-
-
-def notification(user: uuid.UUID, sequence: int) -> EventMessage:
-    """A ``notification.created`` event for ``user`` (title: its sequence number)."""
-    return EventMessage(
-        type="notification.created",
-        source="notifications",
-        subject=user,
-        payload={
-            "user_id": str(user),
-            "notification_id": str(uuid.uuid4()),
-            "kind": "system",
-            "title": f"benchmark {sequence}",
-        },
-    )
 
 
 # -- child processes ------------------------------------------------------------------
