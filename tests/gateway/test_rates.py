@@ -8,16 +8,12 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import aiohttp
 import pytest
 import socketio.packet
 import websockets
 
-from azora.auth.service import AuthService
-from azora.db.engines import Databases
-from azora.events.bus import Bus
 from azora.gateway.rates import RateLimit
 from azora.gateway.server import Gateway
 from tests.gateway.conftest import WAIT, Recorder, Refused, User, serving
@@ -32,16 +28,6 @@ HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 def backend() -> str:
     """Rates do not depend on the database: SQLite only."""
     return "sqlite"
-
-
-@pytest.fixture
-def limited(databases: Databases, bus: Bus, auth: AuthService) -> Callable[..., Gateway]:
-    """A gateway on the test's bus with some settings replaced."""
-
-    def make(**settings: Any) -> Gateway:
-        return Gateway(databases, bus, auth, databases.settings.model_copy(update=settings))
-
-    return make
 
 
 # -- the token bucket ---------------------------------------------------------------------
@@ -133,10 +119,12 @@ async def test_refused_connects_are_cheap_and_health_answers_meanwhile(
                 assert response.status == 200
             return time.monotonic() - started
 
+        # Against /health on the same machine a moment before: a busy machine slows both.
+        quiet = max(await asyncio.gather(*(timed_health() for _ in range(5))))
         storms = asyncio.gather(*(storm(client) for client in clients))
         slowest = max(await asyncio.gather(*(timed_health() for _ in range(5))))
         await storms
-        assert slowest < 1.0
+        assert slowest < max(1.0, 4 * quiet), (slowest, quiet)
         answers = [p for client in clients for p in client.packets]
         assert {p.packet_type for p in answers} == {refused}
         assert {p.data["data"]["code"] for p in answers} == {"rate_limited"}
