@@ -18,15 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _events_child import job, raise_fd_limit, reply
+from _events_child import reply, run_load
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -435,18 +433,7 @@ async def run(spec: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    spec = job()
-    raise_fd_limit()
-    watchdog = threading.Timer(float(spec["deadline"]) - time.time(), os._exit, (3,))
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        import uvloop  # optional: the load generator's speed only
-    except ImportError:
-        asyncio.run(run(spec))
-    else:
-        uvloop.run(run(spec))
-    os._exit(0)
+    run_load(run, grace_s=0)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 
@@ -29,6 +30,24 @@ def raise_fd_limit() -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
+
+
+def run_load(run: Callable[[dict[str, Any]], Coroutine[Any, Any, None]], grace_s: float) -> None:
+    """Run a load generator's ``run(job())`` (on uvloop if installed) with the open-file
+    limit raised, and exit: 0 when done, 3 if still running ``grace_s`` past the deadline.
+    """
+    spec = job()
+    raise_fd_limit()
+    watchdog = threading.Timer(float(spec["deadline"]) - time.time() + grace_s, os._exit, (3,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        import uvloop  # optional: the load generator's speed only
+    except ImportError:
+        asyncio.run(run(spec))
+    else:
+        uvloop.run(run(spec))
+    os._exit(0)
 
 
 def reply(**fields: Any) -> None:

@@ -21,14 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from _events_child import commands, job, raise_fd_limit, reply, say
+from _events_child import commands, reply, run_load, say
 from websockets.asyncio.client import ClientConnection, connect
 
 HANDSHAKE_TIMEOUT_S = 60.0
@@ -182,18 +180,7 @@ async def run(spec: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    spec = job()
-    raise_fd_limit()
-    watchdog = threading.Timer(float(spec["deadline"]) - time.time() + 60, os._exit, (3,))
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        import uvloop  # optional: the load generator's speed only
-    except ImportError:
-        asyncio.run(run(spec))
-    else:
-        uvloop.run(run(spec))
-    os._exit(0)
+    run_load(run, grace_s=60)
 
 
 if __name__ == "__main__":

@@ -75,27 +75,13 @@ REFERENCES: tuple[Reference, ...] = (
     _user(ServiceName.NEXUS, "interactions", "user_id"),
     _user(ServiceName.NEXUS, "recommendations", "user_id"),
     _user(ServiceName.NEXUS, "user_preferences", "user_id"),
-    Reference(
-        ServiceName.NEXUS,
-        "interactions",
-        "item_id",
-        ServiceName.EDUCATION,
-        "courses",
-        "item_type = 'course'",
-    ),
-    Reference(
-        ServiceName.NEXUS, "interactions", "item_id", ServiceName.FORGE, "jobs", "item_type = 'job'"
-    ),
-    Reference(
-        ServiceName.NEXUS,
-        "recommendations",
-        "item_id",
-        ServiceName.EDUCATION,
-        "courses",
-        "kind = 'course'",
-    ),
-    Reference(
-        ServiceName.NEXUS, "recommendations", "item_id", ServiceName.FORGE, "jobs", "kind = 'job'"
+    *(
+        Reference(ServiceName.NEXUS, table, "item_id", target, rows, f"{kind} = '{item}'")
+        for table, kind in (("interactions", "item_type"), ("recommendations", "kind"))
+        for target, rows, item in (
+            (ServiceName.EDUCATION, "courses", "course"),
+            (ServiceName.FORGE, "jobs", "job"),
+        )
     ),
     _user(ServiceName.FAMILY, "family_interactions", "user_id"),
     _user(ServiceName.FAMILY, "conversations", "user_id"),

@@ -130,23 +130,40 @@ def bus() -> Bus:
 
 
 @contextlib.asynccontextmanager
-async def serving(gateway: Gateway) -> AsyncIterator[str]:
-    """Serve ``gateway`` on a free loopback port; yields its base URL."""
+async def served(gateway: Gateway) -> AsyncIterator[GatewayServer]:
+    """Serve ``gateway`` on a free loopback port; yields its server."""
     server = GatewayServer(gateway, "127.0.0.1", 0)
     async with gateway:
         task = asyncio.create_task(server.serve())
         try:
             await asyncio.wait_for(server.ready.wait(), WAIT)
-            yield f"http://127.0.0.1:{server.port}"
+            yield server
         finally:
             server.should_exit = True
             await task
+
+
+@contextlib.asynccontextmanager
+async def serving(gateway: Gateway) -> AsyncIterator[str]:
+    """Serve ``gateway`` on a free loopback port; yields its base URL."""
+    async with served(gateway) as server:
+        yield f"http://127.0.0.1:{server.port}"
 
 
 @pytest.fixture
 def gateway(databases: Databases, bus: Bus, auth: AuthService) -> Gateway:
     """A gateway over the test's databases and bus (not yet serving)."""
     return Gateway(databases, bus, auth, databases.settings)
+
+
+@pytest.fixture
+def limited(databases: Databases, bus: Bus, auth: AuthService) -> Callable[..., Gateway]:
+    """A gateway on the test's bus with some settings replaced."""
+
+    def make(**settings: Any) -> Gateway:
+        return Gateway(databases, bus, auth, databases.settings.model_copy(update=settings))
+
+    return make
 
 
 @pytest.fixture

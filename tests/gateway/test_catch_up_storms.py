@@ -96,18 +96,15 @@ async def test_a_catch_up_the_history_cannot_serve_still_ends_with_caught_up(
 
 async def test_past_its_limits_a_catch_up_is_told_to_come_back_and_the_client_stays_live(
     databases: Databases,
-    auth: AuthService,
+    bus: Bus,
+    limited: Callable[..., Gateway],
     connect: Connect,
     new_user: NewUser,
     logs: pytest.LogCaptureFixture,
 ) -> None:
     ama = await new_user()
     ids = await _archive(databases, ama.id, 3)
-    settings = databases.settings.model_copy(
-        update={"gateway_catch_up_concurrency": 1, "gateway_catch_up_queue": 0}
-    )
-    bus = MemoryBus()
-    gateway = Gateway(databases, bus, auth, settings)
+    gateway = limited(gateway_catch_up_concurrency=1, gateway_catch_up_queue=0)
     async with serving(gateway) as url:
         # Every place is taken (by another connection's catch-up).
         async with gateway.catch_ups.admit("elsewhere", uuid.uuid4()):
@@ -133,23 +130,20 @@ async def test_past_its_limits_a_catch_up_is_told_to_come_back_and_the_client_st
 
 async def test_a_storm_of_catch_ups_is_rationed_and_starves_neither_health_nor_live_events(
     databases: Databases,
-    auth: AuthService,
+    bus: Bus,
+    limited: Callable[..., Gateway],
     connect: Connect,
     new_user: NewUser,
     logs: pytest.LogCaptureFixture,
 ) -> None:
     ama, esi = await new_user(), await new_user()
     ids = await _archive(databases, ama.id, 300)
-    settings = databases.settings.model_copy(
-        update={
-            "gateway_catch_up_concurrency": 2,
-            "gateway_catch_up_queue": 4,
-            "gateway_catch_up_per_user": 3,
-            "gateway_connect_rate_per_user": 0,  # one user's 21 connects: all let in
-        }
+    gateway = limited(
+        gateway_catch_up_concurrency=2,
+        gateway_catch_up_queue=4,
+        gateway_catch_up_per_user=3,
+        gateway_connect_rate_per_user=0,  # one user's 21 connects: all let in
     )
-    bus = MemoryBus()
-    gateway = Gateway(databases, bus, auth, settings)
     asking = {"token": ama.token, "last_event_id": ids[0]}
     async with serving(gateway) as url:
         polite = await connect(url, {"token": esi.token})

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,11 @@ import aiohttp
 import pytest
 import websockets
 
-from azora.auth.service import AuthService
-from azora.db.engines import Databases
 from azora.events.bus import Bus
 from azora.events.envelope import Envelope
 from azora.gateway.connections import HEALTH_HEADROOM
-from azora.gateway.server import Gateway, GatewayServer
-from tests.gateway.conftest import WAIT, Recorder, Refused, User
+from azora.gateway.server import Gateway
+from tests.gateway.conftest import WAIT, Recorder, Refused, User, served
 
 Connect = Callable[..., Awaitable[Recorder]]
 NewUser = Callable[[], Awaitable[User]]
@@ -38,31 +36,6 @@ MiB = 1_048_576
 def backend() -> str:
     """The transport does not depend on the database: SQLite only."""
     return "sqlite"
-
-
-@pytest.fixture
-def limited(databases: Databases, bus: Bus, auth: AuthService) -> Callable[..., Gateway]:
-    """A gateway on the test's bus with some settings replaced."""
-
-    def make(**settings: Any) -> Gateway:
-        changed = databases.settings.model_copy(update=settings)
-        return Gateway(databases, bus, auth, changed)
-
-    return make
-
-
-@contextlib.asynccontextmanager
-async def served(gateway: Gateway) -> AsyncIterator[GatewayServer]:
-    """Serve ``gateway`` on a free loopback port; yields its server."""
-    server = GatewayServer(gateway, "127.0.0.1", 0)
-    async with gateway:
-        task = asyncio.create_task(server.serve())
-        try:
-            await asyncio.wait_for(server.ready.wait(), WAIT)
-            yield server
-        finally:
-            server.should_exit = True
-            await task
 
 
 async def until(predicate: Callable[[], bool]) -> None:

@@ -41,16 +41,17 @@ def up() -> None:
     The development seed, or with AZORA_ENV=production the production set only.
     """
     specs = list(SERVICES.values())
+    config = settings()
     try:
-        backends = {resolve_target(settings(), s.name).backend for s in specs}
+        backends = {resolve_target(config, s.name).backend for s in specs}
     except AzoraError as error:
         fail(error)
     where = {
-        frozenset({"sqlite"}): f"embedded SQLite in {settings().data_dir}",
+        frozenset({"sqlite"}): f"embedded SQLite in {config.data_dir}",
         frozenset({"postgresql"}): "PostgreSQL",
     }.get(frozenset(backends), "PostgreSQL and SQLite")
     console.print(f"[bold]Azora {__version__}[/] on {where}")
-    production = db.production_seed(settings())
+    production = db.production_seed(config)
     if production:
         console.print(PRODUCTION_SEED_NOTE)
 

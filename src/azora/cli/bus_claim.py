@@ -85,8 +85,8 @@ class BusClaim:
             handle.close()
             raise InProcessBusTaken(
                 f"{holder} already runs the in-process event bus (AZORA_EVENTS_URL=memory://)"
-                f" for these databases; `{command}` here would publish into its own memory"
-                " and that process's clients would never see those events",
+                f" for these databases; `{command}` here would run a bus of its own, and"
+                " the events it moved would never meet that process's",
                 hint="let `azora serve` run the relay and the consumers (it does by default),"
                 " or point every process at one broker: AZORA_EVENTS_URL=nats://host:4222"
                 " or redis://host:6379/0",

@@ -135,6 +135,18 @@ async def check_database(
             source.service, target.backend, target.short, False, None, None, head, error, integrity
         )
 
+    def up(latency_ms: float, revision: str | None, integrity: str) -> DatabaseHealth:
+        return DatabaseHealth(
+            source.service,
+            target.backend,
+            target.short,
+            True,
+            latency_ms,
+            revision,
+            head,
+            integrity=integrity,
+        )
+
     if target.backend == "sqlite" and not target.sqlite_path.exists():
         return down("not created yet: run `azora db setup`")
     engine = databases.engine(source.service)
@@ -148,16 +160,7 @@ async def check_database(
     except Exception as exc:  # any failure here is the answer, reported not raised
         return down(await _why_down(databases, target, exc), _damaged_or_none(exc, target))
     if not integrity:
-        return DatabaseHealth(
-            source.service,
-            target.backend,
-            target.short,
-            True,
-            latency_ms,
-            revision,
-            head,
-            integrity="not checked",
-        )
+        return up(latency_ms, revision, "not checked")
     try:
         async with asyncio.timeout(integrity_timeout_s), engine.connect() as connection:
             verdict, problem = await _integrity(connection)
@@ -168,16 +171,7 @@ async def check_database(
     if problem is not None:
         what = f"the {source.service} database at {target.display} is damaged ({problem})"
         return down(str(damaged(source.service, what)), verdict)
-    return DatabaseHealth(
-        source.service,
-        target.backend,
-        target.short,
-        True,
-        latency_ms,
-        revision,
-        head,
-        integrity=verdict,
-    )
+    return up(latency_ms, revision, verdict)
 
 
 def _damaged_or_none(exc: BaseException, target: DatabaseTarget) -> str | None:

@@ -142,6 +142,10 @@ class Hub:
         self._add_patterns(connection, wanted)
         return connection
 
+    def connections_of(self, user_id: uuid.UUID) -> int:
+        """How many connections ``user_id`` has joined with."""
+        return len(self._by_user.get(user_id, ()))
+
     def leave(self, sid: str) -> None:
         """Forget a connection (nothing more is sent to it); unknown sids are ignored."""
         connection = self.connections.pop(sid, None)

@@ -118,7 +118,6 @@ class SessionLimits:
         self.settings = settings
         self._sio = sio
         self._hub = hub
-        self._by_user: dict[uuid.UUID, set[str]] = {}
         self._unconnected: dict[str, float] = {}  # Engine.IO sid -> first seen so
         self._tasks: set[asyncio.Task[None]] = set()
         #: Sessions ended: never connected in time, or fell too far behind.
@@ -129,23 +128,19 @@ class SessionLimits:
         eio.create_queue = self._outbox  # how Engine.IO makes each session's queue
 
     def admit_user(self, sid: str, user_id: uuid.UUID) -> None:
-        """Count connection ``sid`` of ``user_id``, which joins the hub next (with nothing
-        awaited in between: two connects cannot both take the last place).
+        """Admit connection ``sid`` of ``user_id``, which joins the hub next (with nothing
+        awaited in between: two connects cannot both take the last place, the hub counts).
 
         Raises:
             socketio.exceptions.ConnectionRefusedError: the user has as many connections
                 as allowed (``connect_error`` code ``too_many_connections``).
         """
         cap = self.settings.gateway_max_connections_per_user
-        live = {s for s in self._by_user.get(user_id, ()) if s in self._hub.connections}
-        if len(live) >= cap:
-            self._by_user[user_id] = live
+        if self._hub.connections_of(user_id) >= cap:
             raise socketio.exceptions.ConnectionRefusedError(
                 f"at most {cap} connections per user; close one first",
                 {"code": "too_many_connections"},
             )
-        live.add(sid)
-        self._by_user[user_id] = live
 
     async def sweep(self, now: float) -> int:
         """Close the Engine.IO sessions without a connected namespace for the connect
@@ -170,11 +165,6 @@ class SessionLimits:
             if count % _BATCH == 0:
                 await asyncio.sleep(0)
         self.timed_out += len(late)
-        self._by_user = {
-            user: live
-            for user, sids in self._by_user.items()
-            if (live := {s for s in sids if s in self._hub.connections})
-        }
         return len(late)
 
     async def run(self) -> None:
