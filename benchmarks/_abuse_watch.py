@@ -221,6 +221,8 @@ class Prober:
         self.port = port
         self.probes: list[Probe] = []
         self.health: list[tuple[float, dict[str, Any]]] = []
+        #: Why the databases a 503 answer reported down were down, and how often.
+        self.down: Counter[str] = Counter()
         self._request = f"GET /health HTTP/1.1\r\nHost: {host}:{port}\r\n"
         self._request += "Connection: close\r\n\r\n"
 
@@ -256,6 +258,11 @@ class Prober:
             if outcome == "200":
                 with contextlib.suppress(ValueError):
                     self.health.append((began, json.loads(body)))
+            elif outcome == "503":
+                with contextlib.suppress(ValueError, AttributeError):
+                    for name, database in json.loads(body)["databases"].items():
+                        if not database["up"]:
+                            self.down[f"{name}: {database.get('error')}"] += 1
         self.probes.append(Probe(began, (time.perf_counter() - clock) * 1000, outcome))
 
 

@@ -1,7 +1,7 @@
 """Abuse benchmark: does ``azora serve`` keep serving well-behaved clients while one
 hostile client abuses it?
 
-    python benchmarks/abuse.py [--quick]
+    python benchmarks/abuse.py [--quick] [--only ABUSE ...]
 
 The server is the real ``azora serve --port 0`` (``benchmarks/_abuse_server.py``) on the
 embedded default (SQLite databases in a temporary data dir, created, migrated and seeded
@@ -238,8 +238,10 @@ async def routed(prober: Prober, count: int, within: float) -> None:
             await asyncio.sleep(0.2)
 
 
-async def measure(plan: Plan, data: Path) -> list[tuple[Phase, dict[str, Any]]]:
-    budget = 300 + (len(ABUSES) + 1) * (plan.phase_s + plan.settle_s + 90)
+async def measure(
+    plan: Plan, data: Path, abuses: Sequence[str] = ABUSES
+) -> list[tuple[Phase, dict[str, Any]]]:
+    budget = 300 + (len(abuses) + 1) * (plan.phase_s + plan.settle_s + 90)
     limits = {name: value for name, (value, _) in LIMITS.items()}
     async with served(data, budget, limits) as server:
         say(f"azora serve (pid {server.pid}) on port {server.port}")
@@ -278,7 +280,7 @@ async def measure(plan: Plan, data: Path) -> list[tuple[Phase, dict[str, Any]]]:
                 await asyncio.sleep(plan.phase_s)
                 phases.append(Phase("baseline", began, began + plan.phase_s, time.time()))
                 quiet = watched.during(began, time.time())["server_cpu_share"] + QUIET_MARGIN
-                for name in ABUSES:
+                for name in abuses:
                     phases[-1].recovered_s = await settle(plan, watched, quiet)
                     say(f"{name} for {plan.phase_s:.0f} s")
                     phases.append(await hostile(name, plan, server, tokens))
@@ -291,6 +293,8 @@ async def measure(plan: Plan, data: Path) -> list[tuple[Phase, dict[str, Any]]]:
             if producer.failed:
                 say(f"commits that failed: {dict(Counter(why for _, why in producer.failed))}")
             say(f"public alerts committed: {producer.public_committed:,}")
+            if prober.down:
+                say(f"GET /health 503s said, of the databases down: {dict(prober.down)}")
             seen = (producer, control, prober, watched)
             return [(p, figures(*seen, (p.began, p.ended), p.until)) for p in phases]
 
@@ -387,6 +391,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Parse the arguments and run the benchmark."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a ~1-minute version")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=ABUSES,
+        metavar="ABUSE",
+        help=f"run the baseline and this abuse only (repeatable; one of {', '.join(ABUSES)})",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     for name in [name for name in os.environ if name.startswith("AZORA_")]:
@@ -398,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f" {limits or 'the defaults, none lowered'}; phases of {plan.phase_s:.0f} s"
     )
     try:
-        measured = asyncio.run(measure(plan, scratch / "data"))
+        measured = asyncio.run(measure(plan, scratch / "data", args.only or ABUSES))
     except KeyboardInterrupt:
         say("interrupted")
         sys.exit(130)

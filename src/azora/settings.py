@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     gateway_catch_up_concurrency: Annotated[int, Field(ge=1, le=1_000)] = 4
     gateway_catch_up_queue: Annotated[int, Field(ge=0, le=100_000)] = 200
     gateway_catch_up_per_user: Annotated[int, Field(ge=1, le=1_000)] = 2
+    # The share of the event loop's time the catch-ups together may use (after a burst
+    # of 50 ms): the rest stays with live delivery, GET /health and new connections.
+    gateway_catch_up_share: Annotated[float, Field(gt=0, le=1)] = 0.25
     # Hostile clients (README, "Connection limits"). A request's target, its headers
     # (count and bytes with the request line) and a client's message (an HTTP body, a
     # websocket or Engine.IO message) are bounded as they are read: past a limit the
@@ -142,6 +145,9 @@ class Settings(BaseSettings):
     gateway_send_queue_bytes: Annotated[int, Field(ge=4_096, le=268_435_456)] = 1_048_576
     gateway_send_queue_messages: Annotated[int, Field(ge=16, le=1_000_000)] = 1_000
     gateway_send_timeout_s: Annotated[float, Field(gt=0, le=3_600)] = 30.0
+    # GET /health checks the databases at most once per this many seconds (0: on every
+    # request); the requests in between get the latest results, with their age.
+    gateway_health_max_age_s: Annotated[float, Field(ge=0, le=60)] = 1.0
     # A cache call slower than this counts as a failure (the read goes to the database).
     cache_timeout_ms: Annotated[int, Field(ge=1, le=60_000)] = 100
     # Entries the in-process cache keeps (least recently used go first).

@@ -1,15 +1,17 @@
-"""The catch-up gate: one per connection, a few per user, a bounded queue per process."""
+"""The catch-up gate: one per connection, a few per user, a bounded queue per process; and
+the share of the event loop's time catch-ups may use."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
-from azora.gateway.admission import Busy, CatchUpGate
+from azora.gateway.admission import Busy, CatchUpGate, LoopShare
 
 
 @contextlib.asynccontextmanager
@@ -84,3 +86,48 @@ async def test_a_failed_or_cancelled_catch_up_gives_its_place_back() -> None:
     async with gate.admit("s3", user):
         assert gate.running == 1
     assert gate.admitted == 0
+
+
+# -- the loop share -----------------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_work_past_its_share_waits_until_the_budget_is_back() -> None:
+    clock = _Clock()
+    share = LoopShare(0.25, burst_s=0.05, clock=clock)
+    started = share.start()
+    clock.now += 0.04  # within the burst: one turn of the loop, no wait
+    started = await share.pause(started)
+    assert share.waited_s == 0
+    clock.now += 0.06  # 20 ms of budget left, plus 25 % of these 60 ms: 25 ms overdrawn
+    await share.pause(started)
+    assert share.waited_s == pytest.approx(0.025 / 0.25)
+
+
+async def test_pauses_really_sleep_for_the_overdraft() -> None:
+    share = LoopShare(0.5, burst_s=0.0)
+    started = share.start()
+    deadline = time.perf_counter() + 0.02
+    while time.perf_counter() < deadline:  # 20 ms of work, half of it earned: 10 ms to wait
+        pass
+    before = time.perf_counter()
+    await share.pause(started)
+    assert time.perf_counter() - before >= 0.009
+    assert 0.009 <= share.waited_s <= 0.03
+
+
+async def test_idle_time_refills_the_budget_up_to_the_burst_only() -> None:
+    clock = _Clock()
+    share = LoopShare(0.25, burst_s=0.05, clock=clock)
+    clock.now += 3600  # an hour idle: still only the burst
+    started = share.start()
+    clock.now += 0.07
+    await share.pause(started)
+    assert share.waited_s == pytest.approx((0.07 - 0.05 - 0.07 * 0.25) / 0.25)

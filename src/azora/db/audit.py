@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from azora.db.engines import Databases
+from azora.db.engines import Databases, reading
 from azora.db.infra import AUDIT_TABLE
 from azora.db.scope import SERVICE, apply_scope
 from azora.types import ServiceName
@@ -346,7 +346,7 @@ async def verify(databases: Databases, service: ServiceName, *, batch: int = 500
     Raises:
         sqlalchemy.exc.DBAPIError: the database failed or is not migrated.
     """
-    engine = databases.engine(service)
+    engine = reading(databases.engine(service))
     async with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execution_options(

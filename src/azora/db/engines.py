@@ -2,7 +2,9 @@
 
 SQLite connections run in WAL mode with foreign keys on; transactions start with
 ``BEGIN IMMEDIATE`` so a writer takes the write lock up front (no lock-upgrade
-deadlocks) and DDL is transactional (a failed migration leaves nothing behind).
+deadlocks) and DDL is transactional (a failed migration leaves nothing behind). Reads
+take no lock: a connection of :func:`reading`'s engine begins with a plain ``BEGIN``,
+a snapshot that never holds up a writer (nor waits for one).
 PostgreSQL connections get a pool of ``AZORA_DB_POOL_SIZE``, a statement timeout and
 an application name.
 
@@ -28,6 +30,16 @@ from azora.settings import Settings
 from azora.types import ServiceName
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: The execution option that marks a connection as reading only (see :func:`reading`).
+READS_ONLY = "azora_reads_only"
+
+
+def reading(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` for connections that only read: on SQLite their transactions take no
+    write lock (a snapshot of the database as of their first read), so a long read
+    never holds up the writers. Writing through one is a mistake (it may then fail with
+    "database is locked"); PostgreSQL is unaffected."""
+    return engine.execution_options(**{READS_ONLY: True})
 
 
 def app_target(target: DatabaseTarget, settings: Settings) -> DatabaseTarget:
@@ -92,7 +104,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reads_only = connection.get_execution_options().get(READS_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
 
 class Databases:

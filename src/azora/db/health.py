@@ -10,15 +10,16 @@ PostgreSQL the count of data checksum failures the server has seen in the databa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from azora.db.admin import database_exists, explain
-from azora.db.engines import Databases, app_target
+from azora.db.engines import Databases, app_target, reading
 from azora.db.errors import DatabaseAuthFailed, DatabaseMissing, damaged, explain_damage
 from azora.db.migrate import MigrationSource, current_revision, head_revision
 from azora.db.urls import DatabaseTarget
@@ -152,7 +153,7 @@ async def check_database(
     engine = databases.engine(source.service)
     try:
         async with asyncio.timeout(timeout_s):
-            async with engine.connect() as connection:
+            async with reading(engine).connect() as connection:
                 latency_ms = await _round_trip_ms(connection)
             revision = await current_revision(engine)
     except TimeoutError:
@@ -162,7 +163,7 @@ async def check_database(
     if not integrity:
         return up(latency_ms, revision, "not checked")
     try:
-        async with asyncio.timeout(integrity_timeout_s), engine.connect() as connection:
+        async with asyncio.timeout(integrity_timeout_s), reading(engine).connect() as connection:
             verdict, problem = await _integrity(connection)
     except TimeoutError:
         verdict, problem = f"not finished within {integrity_timeout_s:g} s", None
@@ -196,3 +197,60 @@ async def check_databases(
             )
         )
     )
+
+
+@dataclass
+class RecentHealth:
+    """The databases' health as a frequent probe should see it: checked at most once per
+    ``max_age_s`` (0: on every ask), one check at a time, never waited for while recent
+    results exist.
+
+    ``GET /health`` probes every database (about 6 ms of CPU each on SQLite); asked ten
+    times a second, or by anyone who can reach the port, that alone would take half a
+    core. Here an ask within ``max_age_s`` of the last check gets its results; a later
+    one starts a check in the background and still gets the last results while they are
+    younger than ``timeout_s`` (a check reports a database that does not answer within
+    it as down, so older results are never needed), their age told. Only the first ask,
+    and those after a long silence, wait for the check.
+    """
+
+    databases: Databases
+    sources: Sequence[MigrationSource]
+    max_age_s: float = 1.0
+    timeout_s: float = 5.0
+    _last: list[DatabaseHealth] | None = field(default=None, init=False)
+    _checked_at: float = field(default=0.0, init=False)
+    _running: asyncio.Task[list[DatabaseHealth]] | None = field(default=None, init=False)
+
+    async def results(self) -> tuple[list[DatabaseHealth], float]:
+        """The latest results (as :func:`check_databases`, without integrity checks) and
+        their age in seconds (0 when checked for this ask). Never raises for an unhealthy
+        database."""
+        age = time.monotonic() - self._checked_at
+        if self._last is not None and age < self.max_age_s:
+            return self._last, age
+        running = self._running
+        if running is None:
+            running = self._running = asyncio.create_task(self._check(), name="health-check")
+        if self._last is not None and age < self.timeout_s:
+            return self._last, age
+        # Shielded: an asker that gives up (its client left) does not cancel the others'.
+        return await asyncio.shield(running), 0.0
+
+    async def aclose(self) -> None:
+        """Cancel a check under way (when the server stops)."""
+        running = self._running
+        if running is not None:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+
+    async def _check(self) -> list[DatabaseHealth]:
+        try:
+            results = await check_databases(
+                self.databases, self.sources, timeout_s=self.timeout_s, integrity=False
+            )
+        finally:
+            self._running = None
+        self._last, self._checked_at = results, time.monotonic()
+        return results

@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from azora.db.engines import build_engine
+from azora.db.engines import build_engine, reading
 from azora.db.errors import MigrationFailed, UnknownRevision
 from azora.db.urls import DatabaseTarget
 from azora.settings import Settings
@@ -96,7 +96,7 @@ def _current(connection: Connection) -> str | None:
 
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at (``None`` for an empty database)."""
-    async with engine.connect() as connection:
+    async with reading(engine).connect() as connection:
         return await connection.run_sync(_current)
 
 

@@ -20,7 +20,7 @@ import asyncpg
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 
-from azora.db.engines import Databases
+from azora.db.engines import Databases, reading
 from azora.types import ServiceName
 
 
@@ -51,7 +51,7 @@ class RowQuery:
         missing = [name for name in names if name not in params]
         if missing:
             raise KeyError(f"no value for the bind parameter(s) {', '.join(missing)}")
-        async with engine.connect() as connection:
+        async with reading(engine).connect() as connection:
             if engine.dialect.name != "postgresql":
                 row = (await connection.execute(self._statement, params)).first()
                 return None if row is None else dict(row._mapping)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from azora.db.engines import reading
+
 USER_SETTING = "azora.user_id"
 SERVICE_SETTING = "azora.service"
 
@@ -91,6 +93,6 @@ async def scoped_connection(engine: AsyncEngine, scope: Scope) -> AsyncIterator[
 
     The transaction is rolled back when the block ends: write through a unit of work.
     """
-    async with engine.connect() as connection:
+    async with reading(engine).connect() as connection:
         await apply_scope(connection, scope)
         yield connection

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from azora.cache import Cache, CacheKey, KeySpace
 from azora.db.columns import utcnow
-from azora.db.engines import Databases
+from azora.db.engines import Databases, reading
 from azora.db.ids import new_id
 from azora.db.outbox import AuditRecord, EventMessage
 from azora.db.statements import insert_or_skip
@@ -124,7 +124,7 @@ class EducationService:
         return view
 
     async def _load_course(self, course_id: uuid.UUID) -> CourseView | None:
-        async with self._databases.engine(ServiceName.EDUCATION).connect() as connection:
+        async with reading(self._databases.engine(ServiceName.EDUCATION)).connect() as connection:
             course = (
                 await connection.execute(
                     select(Course.__table__).where(Course.id == course_id, Course.published)

@@ -89,7 +89,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from azora.db.columns import UTCDateTime, utcnow
-from azora.db.engines import Databases
+from azora.db.engines import Databases, reading
 from azora.db.infra import OUTBOX_TABLE
 from azora.db.statements import core_execute, insert_or_skip
 from azora.db.uow import UnitOfWork
@@ -196,8 +196,12 @@ class Relay:
         Raises:
             sqlalchemy.exc.SQLAlchemyError: ``service``'s database failed.
         """
-        if self.backing_off(service):
+        if self.backing_off(service) or not await self._may_have_pending(service):
             return 0
+        return await self._relay_batch(service)
+
+    async def _relay_batch(self, service: ServiceName) -> int:
+        """:meth:`run_once` after its checks."""
         claimed: list[Envelope] = []
         try:
             async with UnitOfWork(self._databases, service, as_service=True) as uow:
@@ -213,6 +217,23 @@ class Relay:
             return 0
         self._backoffs.pop(service, None)
         return len(claimed)
+
+    async def _may_have_pending(self, service: ServiceName) -> bool:
+        """False when ``service``'s outbox has no unpublished row, asked without a lock.
+
+        On SQLite a round's transaction takes the database's write lock before it reads,
+        so rounds that find nothing (most of them, polling nine databases) would hold up
+        that service's writers for nothing. PostgreSQL's rounds lock nothing they do
+        not claim: always True there.
+        """
+        engine = self._databases.engine(service)
+        if engine.dialect.name == "postgresql":
+            return True
+        async with reading(engine).connect() as connection:
+            found = await connection.scalar(
+                select(OUTBOX_TABLE.c.id).where(OUTBOX_TABLE.c.published_at.is_(None)).limit(1)
+            )
+        return found is not None
 
     async def prune(self, service: ServiceName) -> int:
         """Delete ``service``'s outbox rows published more than ``retention`` ago; how many.
@@ -273,9 +294,14 @@ class Relay:
     async def _round(self, services: Sequence[ServiceName]) -> tuple[int, bool]:
         """One round on each of ``services``: how many published, and whether a batch was full."""
         published, full = 0, False
-        for service in services:
+        services = [s for s in services if not self.backing_off(s)]
+        # Asked of every database at once: a round costs one wait, not one per database.
+        pending = await asyncio.gather(
+            *(self._may_have_pending(s) for s in services), return_exceptions=True
+        )
+        for service, maybe in zip(services, pending, strict=True):
             try:
-                count = await self.run_once(service)
+                count = 0 if maybe is False else await self._relay_batch(service)
                 await self._prune_if_due(service)
             except (SQLAlchemyError, OSError):
                 logger.exception("outbox relay round failed on %s", service)

@@ -12,16 +12,23 @@ or one client reconnecting in a loop). The :class:`CatchUpGate` admits them:
 Beyond that it refuses at once with :class:`Busy`, which carries how long the client
 should wait before it tries again (with jitter, so refused clients do not all come back
 together).
+
+The catch-ups admitted share a :class:`LoopShare`: together they use at most
+``AZORA_GATEWAY_CATCH_UP_SHARE`` of the event loop's time (after a short burst), so live
+delivery, ``GET /health`` and new connections keep the rest however many clients
+reconnect, and however often.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
+import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 
 class Busy(Exception):
@@ -87,3 +94,51 @@ class CatchUpGate:
             self._users[user_id] -= 1
             if not self._users[user_id]:
                 del self._users[user_id]
+
+
+class LoopShare:
+    """A share of the event loop's time for one kind of work: on average at most
+    ``share`` of it, after a burst of ``burst_s`` seconds.
+
+    The work runs in slices between awaits of :meth:`pause`, each charged the time since
+    the previous one (or since :meth:`start`); a slice that overdraws the budget makes
+    :meth:`pause` sleep until the budget is back at zero. A slice must not await
+    anything that lets other tasks run (its time would be charged for theirs).
+    """
+
+    def __init__(
+        self, share: float, *, burst_s: float = 0.05, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.share = share
+        self.burst_s = burst_s
+        self._clock = clock
+        self._budget = burst_s
+        self._at = clock()
+        #: Seconds the work was made to wait so far.
+        self.waited_s = 0.0
+
+    def start(self) -> float:
+        """Where a slice starts (pass it to :meth:`pause`)."""
+        return self._clock()
+
+    async def pause(self, started: float) -> float:
+        """Charge the slice since ``started``, then yield to the event loop, for as long
+        as the budget asks (at least one turn of the loop); where the next slice starts."""
+        now = self._clock()
+        # Idle until the slice began refills up to the burst; the slice earns its share
+        # of its own time and spends all of it.
+        idle = max(0.0, started - self._at)
+        budget = min(self.burst_s, self._budget + idle * self.share)
+        self._budget = min(self.burst_s, budget - (now - started) * (1 - self.share))
+        self._at = now
+        if self._budget < 0:
+            wait = -self._budget / self.share
+            self.waited_s += wait
+            await asyncio.sleep(wait)
+        else:
+            await asyncio.sleep(0)
+        return self._clock()
+
+
+#: No budget: one turn of the event loop between slices, nothing more.
+UNPACED = LoopShare(1.0, burst_s=math.inf)

@@ -25,6 +25,7 @@ import logging
 import sys
 from dataclasses import dataclass
 
+from azora.gateway.rates import RateLimit
 from azora.settings import Settings
 
 if sys.platform != "win32":
@@ -70,8 +71,11 @@ class _Open:
 class ConnectionGuard:
     """The server's connection counts and its send-stall sweep (see the module docs)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, handshakes: RateLimit | None = None) -> None:
         self.settings = settings
+        #: Engine.IO handshakes per client address (azora.gateway.protocols refuses
+        #: those past it with 429); None: not limited.
+        self.handshakes = handshakes
         self.budget = connection_budget(settings.gateway_max_connections)
         self._open: dict[asyncio.Transport, _Open] = {}
         self._per_address: dict[str, int] = {}

@@ -26,12 +26,13 @@ nothing after it: the catch-up is empty.
 
 A catch-up shares the event loop with every other client: the history is read in pages
 of :data:`PAGE` rows, and events are decoded :data:`PAGE` at a time, with a yield to the
-loop between pages. It stops early (empty) once its connection has left the hub.
+loop between pages (as long as its ``pace`` asks, when given: see
+:class:`~azora.gateway.admission.LoopShare`). It stops early (empty) once its connection
+has left the hub.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 import uuid
@@ -46,6 +47,7 @@ from azora.db.scope import SERVICE, scoped_connection
 from azora.events.catalog import CATALOG
 from azora.events.envelope import Envelope
 from azora.events.history import RECORDS, from_record
+from azora.gateway.admission import UNPACED, LoopShare
 from azora.gateway.hub import Connection, Hub, Kept, unkept
 from azora.types import ServiceName
 
@@ -110,6 +112,7 @@ async def catch_up(
     *,
     limit: int,
     slack: dt.timedelta = DEFAULT_SLACK,
+    pace: LoopShare | None = None,
 ) -> CatchUp:
     """What ``connection`` missed since the event ``after`` (see the module docstring).
 
@@ -122,9 +125,9 @@ async def catch_up(
     recent = hub.recent_for(connection, after)
     if recent is not None:
         gap = Gap.TRUNCATED if len(recent) > limit else None
-        return CatchUp(await _unkept(recent[-limit:], connection), gap)
+        return CatchUp(await _unkept(recent[-limit:], connection, pace), gap)
     bound = _floor(id_millis(after) - slack_ms).int
-    history = await _history(databases, connection, after, bound, limit)
+    history = await _history(databases, connection, after, bound, limit, pace)
     found = history.events
     # The recent events not archived yet; only those among the newest ``limit`` are decoded.
     unarchived = {
@@ -137,7 +140,7 @@ async def catch_up(
     total = len(found) + len(unarchived)
     newest = sorted(found.keys() | unarchived.keys())[-limit:]
     chosen = [key for key in newest if key in unarchived]
-    decoded = await _unkept([unarchived[key] for key in chosen], connection)
+    decoded = await _unkept([unarchived[key] for key in chosen], connection, pace)
     if not connection.active:
         return CatchUp([])
     found.update(zip(chosen, decoded, strict=True))
@@ -155,7 +158,12 @@ class _History:
 
 
 async def _history(
-    databases: Databases, connection: Connection, after: uuid.UUID, bound: int, limit: int
+    databases: Databases,
+    connection: Connection,
+    after: uuid.UUID,
+    bound: int,
+    limit: int,
+    pace: LoopShare | None,
 ) -> _History:
     """The newest ``limit + 1`` events of the history ``connection`` wants with ids above
     ``bound``, read :data:`PAGE` rows at a time (fewer once the connection has left)."""
@@ -164,6 +172,7 @@ async def _history(
     if types:
         who = or_(who, and_(RECORDS.c.subject_user_id.is_(None), RECORDS.c.type.in_(types)))
     query = select(RECORDS).where(RECORDS.c.event_id > uuid.UUID(int=bound), who)
+    pace = pace or UNPACED
     found: dict[int, Envelope] = {}
     async with scoped_connection(databases.engine(ServiceName.NEXUS), SERVICE) as db:
         oldest = await db.scalar(select(RECORDS.c.event_id).order_by(RECORDS.c.event_id).limit(1))
@@ -171,9 +180,11 @@ async def _history(
         page = query
         while connection.active and len(found) <= limit:
             size = min(PAGE, limit + 1 - len(found))
-            rows = list(await db.execute(page.order_by(RECORDS.c.event_id.desc()).limit(size)))
+            result = await db.execute(page.order_by(RECORDS.c.event_id.desc()).limit(size))
+            started = pace.start()  # the rows are made and decoded on the event loop
+            rows = list(result)
             found.update((row.event_id.int, from_record(row)) for row in rows)
-            await asyncio.sleep(0)
+            await pace.pause(started)
             if len(rows) < size:
                 break
             page = query.where(RECORDS.c.event_id < rows[-1].event_id)
@@ -182,13 +193,17 @@ async def _history(
     return _History(found, len(found) > limit, Gap.EXPIRED if expired else None)
 
 
-async def _unkept(kept: Sequence[Kept], connection: Connection) -> list[Envelope]:
-    """Decode ``kept``, :data:`PAGE` at a time with a yield between (empty once the
+async def _unkept(
+    kept: Sequence[Kept], connection: Connection, pace: LoopShare | None
+) -> list[Envelope]:
+    """Decode ``kept``, :data:`PAGE` at a time with a pause between (empty once the
     connection has left)."""
+    pace = pace or UNPACED
+    started = pace.start()
     envelopes: list[Envelope] = []
     for start in range(0, len(kept), PAGE):
         if not connection.active:
             return []
         envelopes.extend(unkept(entry) for entry in kept[start : start + PAGE])
-        await asyncio.sleep(0)
+        started = await pace.pause(started)
     return envelopes

@@ -35,7 +35,6 @@ event published again by a relay that crashed before marking it) are dropped by 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections import OrderedDict, deque
@@ -48,10 +47,12 @@ from azora.events.bus import Tap
 from azora.events.envelope import Envelope
 from azora.events.errors import InvalidPattern
 from azora.events.patterns import matches, validate_pattern
+from azora.gateway.admission import UNPACED, LoopShare
 from azora.gateway.errors import TooManyPatterns
 from azora.gateway.index import PatternIndex
 
 log = logging.getLogger(__name__)
+
 
 #: The longest pattern a connection may subscribe to (event names are far shorter).
 MAX_PATTERN_LENGTH = 200
@@ -286,12 +287,17 @@ class Hub:
         """Every recent event ``connection`` wants, as kept, in the order they were routed."""
         return _wanted(connection, self._recent)
 
-    async def finish_catch_up(self, connection: Connection, missed: Sequence[Envelope]) -> None:
+    async def finish_catch_up(
+        self, connection: Connection, missed: Sequence[Envelope], pace: LoopShare | None = None
+    ) -> None:
         """Send ``missed``, then what was held meanwhile (without repeats); then go live.
 
         Yields to the event loop every :data:`SEND_SLICE` events, so a long catch-up
-        does not hold up other clients. Stops if the connection has left.
+        does not hold up other clients (for as long as ``pace`` asks, when given). Stops
+        if the connection has left.
         """
+        pace = pace or UNPACED
+        started = pace.start()
         sent: set[uuid.UUID] = set()
         backlog = list(missed)
         while backlog:
@@ -302,7 +308,7 @@ class Hub:
                     sent.add(envelope.id)
                     await self._emit(envelope, [connection.sid])
                     if len(sent) % SEND_SLICE == 0:
-                        await asyncio.sleep(0)
+                        started = await pace.pause(started)
             # Events routed while those were sent were held; they go next.
             backlog, connection.held = connection.held, []
         connection.catching_up = False

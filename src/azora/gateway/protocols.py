@@ -12,7 +12,13 @@ HTTP (:class:`LimitedHttpProtocol`):
   of its first byte, else 408; a connection with no request under way, a new one too,
   closes after ``gateway_keep_alive_s``;
 - each connection is counted by the server's :class:`~azora.gateway.connections.ConnectionGuard`,
-  which may refuse it (503), close it at once, or let it ask for ``GET /health`` only.
+  which may refuse it (503), close it at once, or let it ask for ``GET /health`` only;
+- an Engine.IO handshake (a request under ``/socket.io/`` without a ``sid``: a new
+  session, polling or websocket) past its address's budget
+  (:attr:`~azora.gateway.connections.ConnectionGuard.handshakes`) is answered 429 with
+  ``Retry-After`` as soon as its head is read: before the websocket handshake is parsed
+  again or the application is called, so a client opening sessions in a loop costs
+  little more than its connections.
 
 A refused request is answered, then what the client still sends is read and dropped for
 at most :data:`LINGER_S` before closing: closing with unread data resets the connection,
@@ -33,8 +39,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from http import HTTPStatus
 from typing import Any, cast
+from urllib.parse import parse_qs
 
 import httptools
 import uvicorn
@@ -71,19 +79,26 @@ class TransportConfig(uvicorn.Config):
         self.guard = guard
 
 
-class _Refusal(Exception):
-    """Raised in a parser callback: answer ``status`` and close."""
+#: Where Engine.IO sessions start (a request there without a ``sid`` is a handshake).
+ENGINE_IO_PATH = b"/socket.io/"
 
-    def __init__(self, status: HTTPStatus) -> None:
+
+class _Refusal(Exception):
+    """Raised in a parser callback: answer ``status`` (with ``retry_after_s``, if any)
+    and close."""
+
+    def __init__(self, status: HTTPStatus, retry_after_s: int | None = None) -> None:
         super().__init__(status)
         self.status = status
+        self.retry_after_s = retry_after_s
 
 
-def _answer(status: HTTPStatus) -> bytes:
+def _answer(status: HTTPStatus, retry_after_s: int | None = None) -> bytes:
     body = status.phrase.encode()
+    retry = f"retry-after: {retry_after_s}\r\n" if retry_after_s is not None else ""
     return (
         f"HTTP/1.1 {status.value} {status.phrase}\r\n"
-        "content-type: text/plain; charset=utf-8\r\n"
+        f"content-type: text/plain; charset=utf-8\r\n{retry}"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     ).encode() + body
 
@@ -174,7 +189,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         except httptools.HttpParserCallbackError as error:
             refusal = error.__context__
             if isinstance(refusal, _Refusal):
-                self._refuse(refusal.status)
+                self._refuse(refusal.status, refusal.retry_after_s)
             else:
                 self.logger.warning("Invalid HTTP request received.")
                 self.send_400_response("Invalid HTTP request received.")
@@ -192,7 +207,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return False
         return not self.transport.is_closing()
 
-    def _refuse(self, status: HTTPStatus) -> None:
+    def _refuse(self, status: HTTPStatus, retry_after_s: int | None = None) -> None:
         """Answer ``status`` and close (the module docs say why not at once)."""
         self._stop_request_timer()
         self._unset_keepalive_if_required()
@@ -203,7 +218,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             if cycle.response_started:  # too late to answer
                 self.transport.close()
                 return
-        self.transport.write(_answer(status))
+        self.transport.write(_answer(status, retry_after_s))
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self._lingering = True
@@ -251,11 +266,17 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         """Refuse a body larger than the limit (413) or of unannounced length (411: no
-        route takes a streamed body), and anything but ``GET /health`` on a connection
-        past the budget (503); else start the request."""
+        route takes a streamed body), anything but ``GET /health`` on a connection past
+        the budget (503), and a handshake past its address's budget (429); else start
+        the request."""
         self._in_head = False
         if self._health_only and not self._asks_for_health():
             raise _Refusal(HTTPStatus.SERVICE_UNAVAILABLE)
+        handshakes = self.guard.handshakes
+        if handshakes is not None and handshakes.rate and self._is_handshake():
+            wait_ms = handshakes.acquire(self.client[0] if self.client else None)
+            if wait_ms:
+                raise _Refusal(HTTPStatus.TOO_MANY_REQUESTS, math.ceil(wait_ms / 1000))
         for name, value in self.headers:
             if name == b"content-length" and int(value) > self._max_body:
                 raise _Refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
@@ -269,6 +290,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         super().on_message_complete()
+
+    def _is_handshake(self) -> bool:
+        target = httptools.parse_url(self.url)
+        return target.path.startswith(ENGINE_IO_PATH) and b"sid" not in parse_qs(
+            target.query or b""
+        )
 
     def _asks_for_health(self) -> bool:
         return (

@@ -4,7 +4,9 @@ A :class:`RateLimit` is a token bucket per key: ``burst`` at once, then ``rate``
 second. Its memory is bounded: past ``max_keys`` the keys idle longest are forgotten
 (such a key starts again with a full bucket, which a client cannot choose to happen).
 
-:class:`HandshakeLimit` applies one to Engine.IO handshakes per client address.
+The gateway applies them to Engine.IO handshakes per client address (in its HTTP
+protocol, :mod:`azora.gateway.protocols`) and to Socket.IO connects per address and per
+user.
 """
 
 from __future__ import annotations
@@ -13,9 +15,6 @@ import math
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from urllib.parse import parse_qs
-
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 #: Keys a limit remembers, at most.
 MAX_KEYS = 100_000
@@ -70,49 +69,3 @@ class RateLimit:
 
     def __len__(self) -> int:
         return len(self._buckets)
-
-
-class HandshakeLimit:
-    """ASGI middleware: Engine.IO handshakes (requests under ``path`` without a ``sid``:
-    new sessions) from one client address are rate limited by ``limit``; past it a
-    polling handshake is answered 429 and a websocket one refused (403), before the
-    application sees either."""
-
-    def __init__(self, app: ASGIApp, limit: RateLimit, *, path: str = "/socket.io/") -> None:
-        self.app = app
-        self.limit = limit
-        self._path = path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on, unless it is a handshake past its address's budget."""
-        if (
-            scope["type"] in ("http", "websocket")
-            and self.limit.rate
-            and scope["path"].startswith(self._path)
-            and b"sid" not in parse_qs(scope.get("query_string", b""))
-        ):
-            client = scope.get("client")
-            wait = self.limit.acquire(client[0] if client else None)
-            if wait:
-                await _refuse(scope, send, wait)
-                return
-        await self.app(scope, receive, send)
-
-
-async def _refuse(scope: Scope, send: Send, wait_ms: int) -> None:
-    if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1013})
-        return
-    retry_after = str(math.ceil(wait_ms / 1000)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"17"),
-                (b"retry-after", retry_after),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": b"Too Many Requests"})

@@ -79,12 +79,12 @@ from azora import __version__
 from azora.auth.service import AuthService
 from azora.catalog import SERVICES
 from azora.db.engines import Databases
-from azora.db.health import check_databases
+from azora.db.health import RecentHealth
 from azora.errors import AzoraError, quoted
 from azora.events.bus import Bus, Tap
 from azora.events.catalog import CATALOG
 from azora.events.envelope import Envelope
-from azora.gateway.admission import Busy, CatchUpGate
+from azora.gateway.admission import Busy, CatchUpGate, LoopShare
 from azora.gateway.connections import ConnectionGuard
 from azora.gateway.errors import AddressUnavailable, InvalidRequest
 from azora.gateway.guard import GuardedServer
@@ -92,7 +92,7 @@ from azora.gateway.history import CatchUp, catch_up
 from azora.gateway.hub import MAX_PATTERNS, Connection, Hub
 from azora.gateway.limits import SessionLimits
 from azora.gateway.protocols import TransportConfig
-from azora.gateway.rates import HandshakeLimit, RateLimit
+from azora.gateway.rates import RateLimit
 from azora.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class GatewayServer(uvicorn.Server):
     """
 
     def __init__(self, gateway: Gateway, host: str, port: int) -> None:
-        self.connections = ConnectionGuard(gateway.limits.settings)
+        self.connections = ConnectionGuard(gateway.limits.settings, handshakes=gateway.handshakes)
         super().__init__(
             TransportConfig(
                 gateway.asgi,
@@ -217,7 +217,8 @@ class Gateway:
         self._catch_up_limit = settings.gateway_catch_up_limit
         self._reverify_s = settings.gateway_reverify_s
         self._tokens: dict[str, str] = {}  # sid -> the access token it presented last
-        # How often sessions may start (azora.gateway.rates): refused before costing more.
+        # How often sessions may start (azora.gateway.rates): refused before costing more
+        # (handshakes by GatewayServer's HTTP protocol, connects in _connect).
         self.handshakes = RateLimit(
             settings.gateway_handshake_rate_per_ip, settings.gateway_handshake_burst_per_ip
         )
@@ -241,8 +242,14 @@ class Gateway:
             waiting=settings.gateway_catch_up_queue,
             per_user=settings.gateway_catch_up_per_user,
         )
+        self.catch_up_pace = LoopShare(settings.gateway_catch_up_share)
         self._catching_up: dict[str, asyncio.Task[None]] = {}  # sid -> its catch-up
         self.limits = SessionLimits(self.sio, self.hub, settings)  # azora.gateway.limits
+        self._database_health = RecentHealth(
+            databases,
+            [spec.migrations for spec in SERVICES.values()],
+            max_age_s=settings.gateway_health_max_age_s,
+        )
         self._tap: Tap | None = None
         self._task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -254,7 +261,7 @@ class Gateway:
                 Route("/events/types", self._types, methods=["GET"]),
             ]
         )
-        self.asgi = HandshakeLimit(socketio.ASGIApp(self.sio, other_asgi_app=http), self.handshakes)
+        self.asgi = socketio.ASGIApp(self.sio, other_asgi_app=http)
 
     async def start(self) -> None:
         """Open the tap and start routing; connections are served correctly from now on.
@@ -270,6 +277,7 @@ class Gateway:
         """Disconnect every client and close the tap."""
         if self._sweeper is not None:
             self._sweeper.cancel()
+        await self._database_health.aclose()
         for sid in list(self.hub.connections):
             with contextlib.suppress(Exception):  # a client already gone
                 await self.sio.disconnect(sid)
@@ -361,7 +369,12 @@ class Gateway:
             async with self.catch_ups.admit(connection.sid, connection.user_id):
                 if connection.active:
                     missed = await catch_up(
-                        self._databases, self.hub, connection, after, limit=self._catch_up_limit
+                        self._databases,
+                        self.hub,
+                        connection,
+                        after,
+                        limit=self._catch_up_limit,
+                        pace=self.catch_up_pace,
                     )
         except Busy as busy:
             gap = {"reason": "busy", "since": str(after), "retry_after_ms": busy.retry_after_ms}
@@ -378,7 +391,7 @@ class Gateway:
             return
         if gap is not None:
             await self.sio.emit("gap", gap, to=connection.sid)
-        await self.hub.finish_catch_up(connection, missed.events)
+        await self.hub.finish_catch_up(connection, missed.events, self.catch_up_pace)
         await self.sio.emit("caught_up", {"count": len(missed.events)}, to=connection.sid)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
@@ -457,18 +470,17 @@ class Gateway:
         return JSONResponse({"name": "Azora", "version": __version__, "links": LINKS})
 
     async def _health(self, request: Request) -> JSONResponse:
-        specs = list(SERVICES.values())
         # No integrity check here: monitoring asks often, and SQLite's reads every page
-        # (`azora db health` runs it).
-        results = await check_databases(
-            self._databases, [s.migrations for s in specs], integrity=False
-        )
+        # (`azora db health` runs it). Checked at most once per AZORA_GATEWAY_HEALTH_MAX_AGE_S.
+        results, age_s = await self._database_health.results()
         up = all(r.up for r in results)
         body = {
             "status": "ok" if up else "degraded",
             "version": __version__,
+            "checked_ms_ago": round(age_s * 1000),
             "databases": {
                 str(r.service): {"up": r.up, "latency_ms": r.latency_ms, "revision": r.revision}
+                | ({} if r.up else {"error": r.error})
                 for r in results
             },
             "bus": {"tapping": self._task is not None and not self._task.done()},
@@ -484,6 +496,7 @@ class Gateway:
                 "running": self.catch_ups.running,
                 "waiting": self.catch_ups.admitted - self.catch_ups.running,
                 "refused": self.catch_ups.refused,
+                "paced_ms": round(self.catch_up_pace.waited_s * 1000),
             },
         }
         return JSONResponse(body, status_code=200 if up else 503)

@@ -22,6 +22,7 @@ from decimal import Decimal
 from sqlalchemy import delete, select, update
 
 from azora.db.columns import utcnow
+from azora.db.engines import reading
 from azora.db.ids import new_id
 from azora.db.outbox import AuditRecord
 from azora.db.scope import SERVICE, for_user, scoped_connection
@@ -177,7 +178,7 @@ class MintService(StakingOperations, EscrowOperations):
 
     async def economic_metrics(self, currency: Currency | str) -> MetricsView:
         """The currency's total, circulating, staked and burned supply and wallet count."""
-        async with self._databases.engine(ServiceName.MINT).connect() as connection:
+        async with reading(self._databases.engine(ServiceName.MINT)).connect() as connection:
             return await queries.economic_metrics(connection, currency)
 
     async def verify(self) -> VerifyReport:
