@@ -150,6 +150,7 @@ class Run:
         return self.server.settings(
             events_url=self.nats_url,
             gateway_max_connections_per_ip=0,
+            gateway_connection_rate_per_ip=0,
             gateway_handshake_rate_per_ip=0,
             gateway_connect_rate_per_ip=0,
             **overrides,

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     gateway_catch_up_concurrency: Annotated[int, Field(ge=1, le=1_000)] = 4
     gateway_catch_up_queue: Annotated[int, Field(ge=0, le=100_000)] = 200
     gateway_catch_up_per_user: Annotated[int, Field(ge=1, le=1_000)] = 2
+    # How often one user may catch up (a burst, then per second; rate 0: no limit):
+    # beyond, "busy" gaps until their turn comes.
+    gateway_catch_up_rate_per_user: Annotated[float, Field(ge=0, le=1_000)] = 0.2
+    gateway_catch_up_burst_per_user: Annotated[int, Field(ge=1, le=1_000)] = 5
     # The share of the event loop's time the catch-ups together may use (after a burst
     # of 50 ms): the rest stays with live delivery, GET /health and new connections.
     gateway_catch_up_share: Annotated[float, Field(gt=0, le=1)] = 0.25
@@ -129,9 +133,12 @@ class Settings(BaseSettings):
     gateway_max_connections: Annotated[int, Field(ge=0)] = 0
     gateway_max_connections_per_ip: Annotated[int, Field(ge=0)] = 200
     gateway_max_connections_per_user: Annotated[int, Field(ge=1, le=10_000)] = 50
-    # How often new sessions may start (token buckets: a burst, then a rate per second;
-    # rate 0: no limit): Engine.IO handshakes per client address (past it: 429), and
-    # Socket.IO connects per client address and per user (refused "rate_limited").
+    # How often connections may open and sessions start (token buckets: a burst, then a
+    # rate per second; rate 0: no limit): TCP connections per client address (past it:
+    # reset at once, unread), Engine.IO handshakes per client address (past it: 429),
+    # and Socket.IO connects per client address and per user (refused "rate_limited").
+    gateway_connection_rate_per_ip: Annotated[float, Field(ge=0, le=100_000)] = 100.0
+    gateway_connection_burst_per_ip: Annotated[int, Field(ge=1, le=100_000)] = 200
     gateway_handshake_rate_per_ip: Annotated[float, Field(ge=0, le=100_000)] = 20.0
     gateway_handshake_burst_per_ip: Annotated[int, Field(ge=1, le=100_000)] = 50
     gateway_connect_rate_per_ip: Annotated[float, Field(ge=0, le=100_000)] = 20.0

@@ -131,3 +131,18 @@ async def test_idle_time_refills_the_budget_up_to_the_burst_only() -> None:
     clock.now += 0.07
     await share.pause(started)
     assert share.waited_s == pytest.approx((0.07 - 0.05 - 0.07 * 0.25) / 0.25)
+
+
+async def test_a_user_past_their_catch_up_rate_is_told_to_wait_their_turn() -> None:
+    gate = CatchUpGate(running=10, waiting=10, per_user=5, rate_per_user=0.5, burst_per_user=2)
+    ama, kofi = uuid.uuid4(), uuid.uuid4()
+    for sid in ("a1", "a2"):
+        async with gate.admit(sid, ama):
+            pass
+    with pytest.raises(Busy) as busy:
+        async with gate.admit("a3", ama):
+            pass
+    assert 1_500 <= busy.value.retry_after_ms <= 3_000  # the next token, in about 2 s
+    async with gate.admit("k1", kofi):  # another user's rate is their own
+        pass
+    assert gate.refused == 1

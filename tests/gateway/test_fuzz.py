@@ -145,6 +145,7 @@ async def fuzzed_url(databases: Databases, bus: Bus, auth: AuthService) -> Async
     """A gateway that lets one address open as many sessions as the fuzzing needs."""
     settings = databases.settings.model_copy(
         update={
+            "gateway_connection_rate_per_ip": 0,
             "gateway_handshake_rate_per_ip": 0,
             "gateway_connect_rate_per_ip": 0,
             "gateway_connect_rate_per_user": 0,

@@ -1,5 +1,5 @@
-"""Rate limits on new sessions: a token bucket, then Engine.IO handshakes and Socket.IO
-connects against a served gateway, over real sockets. They do not depend on the
+"""Rate limits on new sessions: a token bucket, then TCP connections, Engine.IO handshakes
+and Socket.IO connects against a served gateway, over real sockets. They do not depend on the
 database: SQLite only."""
 
 from __future__ import annotations
@@ -135,6 +135,43 @@ async def test_refused_connects_are_cheap_and_health_answers_meanwhile(
             await client.close()
 
 
+# -- TCP connections -----------------------------------------------------------------------
+
+
+async def _get_health(port: int, source: str) -> bytes | str:
+    """``GET /health`` on a new connection from ``source``: the answer, or how it failed."""
+    try:
+        async with asyncio.timeout(WAIT):
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, local_addr=(source, 0)
+            )
+            try:
+                writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                return await reader.read() or "closed"
+            finally:
+                writer.close()
+    except ConnectionResetError:
+        return "reset"
+
+
+async def test_an_address_opening_connections_too_often_is_reset_and_others_are_served(
+    limited: Callable[..., Gateway],
+) -> None:
+    gateway = limited(gateway_connection_burst_per_ip=3, gateway_connection_rate_per_ip=0.1)
+    async with serving(gateway) as url:
+        port = int(url.rsplit(":", 1)[1])
+        answers = [await _get_health(port, "127.0.0.2") for _ in range(5)]
+        assert [a.split(b" ", 2)[1] if isinstance(a, bytes) else a for a in answers[:3]] == [
+            b"200"
+        ] * 3
+        assert answers[3:] in (["reset"] * 2, ["closed"] * 2, ["reset", "closed"])
+        other = await _get_health(port, "127.0.0.1")  # another address: its own budget
+        assert isinstance(other, bytes)
+        assert other.startswith(b"HTTP/1.1 200")
+        health = json.loads(other.partition(b"\r\n\r\n")[2])
+        assert health["rate_limited"]["connections"] == 2
+
+
 # -- Engine.IO handshakes -----------------------------------------------------------------
 
 
@@ -156,9 +193,11 @@ async def test_an_address_past_its_handshake_budget_gets_429_and_its_sessions_go
         async with http.post(f"{url}{HANDSHAKE}&sid={sid}", data="40") as response:
             assert response.status == 200
         ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-        with pytest.raises(websockets.InvalidStatus):
+        with pytest.raises(websockets.InvalidStatus) as refused:
             async with asyncio.timeout(WAIT):
                 await websockets.connect(ws_url)
+        assert refused.value.response.status_code == 429
+        assert int(refused.value.response.headers["retry-after"]) >= 1
         async with http.get(f"{url}/health") as response:
             assert response.status == 200
             assert (await response.json())["rate_limited"]["handshakes"] == 2

@@ -5,7 +5,9 @@ cheap alone, ruinous by the hundred (every reconnecting client at once after a r
 or one client reconnecting in a loop). The :class:`CatchUpGate` admits them:
 
 - one at a time per connection, at most ``per_user`` at once (running or waiting) per
-  user;
+  user, and per user at most ``rate_per_user`` a second after a burst of
+  ``burst_per_user`` (a client reconnecting in a loop gets its missed events a few
+  times, then waits its turn like everyone else);
 - at most ``running`` at once in the process, with at most ``waiting`` more queued in
   arrival order.
 
@@ -30,6 +32,8 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
+from azora.gateway.rates import RateLimit
+
 
 class Busy(Exception):
     """The gate is full: try again after ``retry_after_ms`` milliseconds."""
@@ -44,9 +48,17 @@ class CatchUpGate:
     back-off a refused client is told (it is told up to twice that)."""
 
     def __init__(
-        self, *, running: int, waiting: int, per_user: int, retry_after_ms: int = 1_000
+        self,
+        *,
+        running: int,
+        waiting: int,
+        per_user: int,
+        rate_per_user: float = 0.0,
+        burst_per_user: int = 1,
+        retry_after_ms: int = 1_000,
     ) -> None:
         self._slots = asyncio.Semaphore(running)
+        self._rate = RateLimit(rate_per_user, burst_per_user)
         self._capacity = running + waiting
         self._per_user = per_user
         self._retry_after_ms = retry_after_ms
@@ -69,8 +81,8 @@ class CatchUpGate:
 
         Raises:
             Busy: at once, when the connection already has one, the user has
-                ``per_user``, or the process has all its running and waiting places
-                taken (nothing is queued).
+                ``per_user`` or has used up their rate, or the process has all its
+                running and waiting places taken (nothing is queued).
         """
         if (
             sid in self._sids
@@ -79,6 +91,10 @@ class CatchUpGate:
         ):
             self.refused += 1
             raise Busy(int(self._retry_after_ms * random.uniform(1.0, 2.0)))
+        wait_ms = self._rate.acquire(user_id)
+        if wait_ms:
+            self.refused += 1
+            raise Busy(int(max(wait_ms, self._retry_after_ms) * random.uniform(1.0, 1.5)))
         self._sids.add(sid)
         self._users[user_id] += 1
         try:

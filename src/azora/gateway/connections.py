@@ -4,6 +4,9 @@ One :class:`ConnectionGuard` per server. Its protocols (:mod:`azora.gateway.prot
 ask :meth:`~ConnectionGuard.admit` as a connection opens and call
 :meth:`~ConnectionGuard.release` when it is gone:
 
+- from one client address at most ``gateway_connection_rate_per_ip`` open a second
+  (after a burst): the next are reset at once, before a byte is read (the cheapest
+  refusal there is, for a client opening connections in a loop);
 - from one client address at most ``gateway_max_connections_per_ip`` are open; the next
   is refused (answered 503);
 - in all at most the *budget*: ``gateway_max_connections``, and never more than the
@@ -71,8 +74,17 @@ class _Open:
 class ConnectionGuard:
     """The server's connection counts and its send-stall sweep (see the module docs)."""
 
-    def __init__(self, settings: Settings, *, handshakes: RateLimit | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        opens: RateLimit | None = None,
+        handshakes: RateLimit | None = None,
+    ) -> None:
         self.settings = settings
+        #: New connections per client address: those past it are reset before anything
+        #: is read (see :meth:`opens_too_often`); None: not limited.
+        self.opens = opens
         #: Engine.IO handshakes per client address (azora.gateway.protocols refuses
         #: those past it with 429); None: not limited.
         self.handshakes = handshakes
@@ -92,6 +104,11 @@ class ConnectionGuard:
     def from_address(self, address: str) -> int:
         """Connections open now from one client address (refused ones not counted)."""
         return self._per_address.get(address, 0)
+
+    def opens_too_often(self, address: str | None) -> bool:
+        """Whether a connection just opened from ``address`` is past its address's rate
+        (it is then not counted: reset it at once)."""
+        return self.opens is not None and address is not None and bool(self.opens.acquire(address))
 
     def admit(self, transport: asyncio.Transport, address: str | None) -> Admission:
         """Decide what a new connection may do; it is counted unless :attr:`Admission.FULL`

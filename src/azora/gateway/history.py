@@ -25,8 +25,8 @@ An id from the future (later than now plus ``slack``, e.g. the largest UUIDv7) h
 nothing after it: the catch-up is empty.
 
 A catch-up shares the event loop with every other client: the history is read in pages
-of :data:`PAGE` rows, and events are decoded :data:`PAGE` at a time, with a yield to the
-loop between pages (as long as its ``pace`` asks, when given: see
+of :data:`PAGE` rows, and events are decoded :data:`SLICE` at a time, with a yield to the
+loop between slices (as long as its ``pace`` asks, when given: see
 :class:`~azora.gateway.admission.LoopShare`). It stops early (empty) once its connection
 has left the hub.
 """
@@ -52,8 +52,10 @@ from azora.gateway.hub import Connection, Hub, Kept, unkept
 from azora.types import ServiceName
 
 DEFAULT_SLACK = dt.timedelta(seconds=2)
-#: History rows read, or recent events decoded, between two yields to the event loop.
+#: History rows read at a time.
 PAGE = 250
+#: Events decoded between two yields to the event loop (a few milliseconds' work).
+SLICE = 50
 
 
 class Gap(StrEnum):
@@ -183,8 +185,11 @@ async def _history(
             result = await db.execute(page.order_by(RECORDS.c.event_id.desc()).limit(size))
             started = pace.start()  # the rows are made and decoded on the event loop
             rows = list(result)
-            found.update((row.event_id.int, from_record(row)) for row in rows)
-            await pace.pause(started)
+            for start in range(0, len(rows), SLICE):
+                found.update(
+                    (row.event_id.int, from_record(row)) for row in rows[start : start + SLICE]
+                )
+                started = await pace.pause(started)
             if len(rows) < size:
                 break
             page = query.where(RECORDS.c.event_id < rows[-1].event_id)
@@ -196,14 +201,14 @@ async def _history(
 async def _unkept(
     kept: Sequence[Kept], connection: Connection, pace: LoopShare | None
 ) -> list[Envelope]:
-    """Decode ``kept``, :data:`PAGE` at a time with a pause between (empty once the
+    """Decode ``kept``, :data:`SLICE` at a time with a pause between (empty once the
     connection has left)."""
     pace = pace or UNPACED
     started = pace.start()
     envelopes: list[Envelope] = []
-    for start in range(0, len(kept), PAGE):
+    for start in range(0, len(kept), SLICE):
         if not connection.active:
             return []
-        envelopes.extend(unkept(entry) for entry in kept[start : start + PAGE])
+        envelopes.extend(unkept(entry) for entry in kept[start : start + SLICE])
         started = await pace.pause(started)
     return envelopes

@@ -59,7 +59,7 @@ MAX_PATTERN_LENGTH = 200
 #: How many patterns one connection may hold, by default.
 MAX_PATTERNS = 64
 #: Events sent to a catching-up connection between two yields to the event loop.
-SEND_SLICE = 100
+SEND_SLICE = 50
 #: The bytes the recent events may take by default.
 RECENT_BYTES = 16 * 1024 * 1024
 #: What a kept event takes besides its envelope JSON: the tuple, its ints, a type name.

@@ -133,6 +133,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Count the connection; refuse it, or wait for its first request."""
+        peer = transport.get_extra_info("peername")
+        if self.guard.opens_too_often(peer[0] if isinstance(peer, tuple) else None):
+            self.transport = transport  # for connection_lost
+            transport.abort()
+            return
         super().connection_made(transport)
         admission = self.guard.admit(transport, self.client[0] if self.client else None)
         if admission is Admission.FULL:

@@ -148,7 +148,9 @@ class GatewayServer(uvicorn.Server):
     """
 
     def __init__(self, gateway: Gateway, host: str, port: int) -> None:
-        self.connections = ConnectionGuard(gateway.limits.settings, handshakes=gateway.handshakes)
+        self.connections = ConnectionGuard(
+            gateway.limits.settings, opens=gateway.opens, handshakes=gateway.handshakes
+        )
         super().__init__(
             TransportConfig(
                 gateway.asgi,
@@ -219,6 +221,9 @@ class Gateway:
         self._tokens: dict[str, str] = {}  # sid -> the access token it presented last
         # How often sessions may start (azora.gateway.rates): refused before costing more
         # (handshakes by GatewayServer's HTTP protocol, connects in _connect).
+        self.opens = RateLimit(
+            settings.gateway_connection_rate_per_ip, settings.gateway_connection_burst_per_ip
+        )
         self.handshakes = RateLimit(
             settings.gateway_handshake_rate_per_ip, settings.gateway_handshake_burst_per_ip
         )
@@ -241,6 +246,8 @@ class Gateway:
             running=settings.gateway_catch_up_concurrency,
             waiting=settings.gateway_catch_up_queue,
             per_user=settings.gateway_catch_up_per_user,
+            rate_per_user=settings.gateway_catch_up_rate_per_user,
+            burst_per_user=settings.gateway_catch_up_burst_per_user,
         )
         self.catch_up_pace = LoopShare(settings.gateway_catch_up_share)
         self._catching_up: dict[str, asyncio.Task[None]] = {}  # sid -> its catch-up
@@ -489,6 +496,7 @@ class Gateway:
             # What clients sent that was refused (azora.gateway.guard), and catch-ups.
             "invalid_input": self.sio.mistakes.count,
             "rate_limited": {
+                "connections": self.opens.refused,
                 "handshakes": self.handshakes.refused,
                 "connects": self.connects_per_address.refused + self.connects_per_user.refused,
             },
