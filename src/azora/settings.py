@@ -136,13 +136,17 @@ class Settings(BaseSettings):
     # How often connections may open and sessions start (token buckets: a burst, then a
     # rate per second; rate 0: no limit): TCP connections per client address (past it:
     # reset at once, unread), Engine.IO handshakes per client address (past it: 429),
-    # and Socket.IO connects per client address and per user (refused "rate_limited").
+    # Socket.IO connects per client address and per user (refused "rate_limited"), and
+    # calls (subscribe, unsubscribe, authenticate) per connection (answered
+    # "rate_limited").
     gateway_connection_rate_per_ip: Annotated[float, Field(ge=0, le=100_000)] = 100.0
     gateway_connection_burst_per_ip: Annotated[int, Field(ge=1, le=100_000)] = 200
     gateway_handshake_rate_per_ip: Annotated[float, Field(ge=0, le=100_000)] = 20.0
     gateway_handshake_burst_per_ip: Annotated[int, Field(ge=1, le=100_000)] = 50
     gateway_connect_rate_per_ip: Annotated[float, Field(ge=0, le=100_000)] = 20.0
     gateway_connect_burst_per_ip: Annotated[int, Field(ge=1, le=100_000)] = 50
+    gateway_call_rate_per_connection: Annotated[float, Field(ge=0, le=10_000)] = 10.0
+    gateway_call_burst_per_connection: Annotated[int, Field(ge=1, le=10_000)] = 30
     gateway_connect_rate_per_user: Annotated[float, Field(ge=0, le=10_000)] = 2.0
     gateway_connect_burst_per_user: Annotated[int, Field(ge=1, le=10_000)] = 10
     # An Engine.IO session that has not connected a Socket.IO namespace by then is closed.

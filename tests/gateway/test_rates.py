@@ -16,7 +16,7 @@ import websockets
 
 from azora.gateway.rates import RateLimit
 from azora.gateway.server import Gateway
-from tests.gateway.conftest import WAIT, Recorder, Refused, User, serving
+from tests.gateway.conftest import WAIT, Recorder, Refused, User, health, serving
 from tests.gateway.raw import Raw
 
 Connect = Callable[..., Awaitable[Recorder]]
@@ -133,6 +133,40 @@ async def test_refused_connects_are_cheap_and_health_answers_meanwhile(
         ]
         for client in [connected, *clients]:
             await client.close()
+
+
+# -- calls on a connection ----------------------------------------------------------------
+
+
+async def test_calls_past_a_connections_rate_are_answered_rate_limited_and_reach_no_handler(
+    limited: Callable[..., Gateway], new_user: NewUser
+) -> None:
+    ama = await new_user()
+    gateway = limited(gateway_call_burst_per_connection=3, gateway_call_rate_per_connection=0.1)
+    async with serving(gateway) as url:
+        caller = await Raw.open(url, {"token": ama.token})
+        other = await Raw.open(url, {"token": ama.token})
+        try:
+            patterns = [["system.*"], ["finance.*"], ["education.*"], ["auth.*"]]
+            answers = [
+                await caller.call(n, "subscribe", {"patterns": p}) for n, p in enumerate(patterns)
+            ]
+            assert answers[:3] == [{"ok": True, "count": n} for n in (1, 2, 3)]
+            refusal = answers[3]["error"]
+            assert refusal.pop("code") == "rate_limited"
+            assert 0 < refusal.pop("retry_after_ms") <= 10_000
+            [sid] = [s for s, c in gateway.hub.connections.items() if len(c.patterns) == 3]
+            assert gateway.hub.connections[sid].patterns == {"system.*", "finance.*", "education.*"}
+            # Another connection of the same user has its own budget.
+            assert await other.call(1, "subscribe", {"patterns": ["auth.*"]}) == {
+                "ok": True,
+                "count": 1,
+            }
+        finally:
+            await caller.close()
+            await other.close()
+        assert (await health(url))["rate_limited"]["calls"] == 1
+        assert len(gateway.sio.calls) == 0  # forgotten with their connections
 
 
 # -- TCP connections -----------------------------------------------------------------------

@@ -11,6 +11,7 @@ at a time per process (never under ``asyncio.gather``).
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import sys
@@ -86,7 +87,17 @@ def alembic_config(source: MigrationSource, connection: Connection | None = None
 
 
 def head_revision(source: MigrationSource) -> str | None:
-    """The newest revision of ``source``'s history (``None`` when it has none)."""
+    """The newest revision of ``source``'s history (``None`` when it has none).
+
+    Read again only when its scripts change (``GET /health`` asks often)."""
+    scripts = tuple(
+        sorted((path.name, path.stat().st_mtime_ns) for path in source.versions.glob("*.py"))
+    )
+    return _head(source, scripts)
+
+
+@functools.lru_cache(maxsize=64)
+def _head(source: MigrationSource, scripts: tuple[tuple[str, int], ...]) -> str | None:
     return ScriptDirectory.from_config(alembic_config(source)).get_current_head()
 
 

@@ -17,7 +17,9 @@ with the checks in front:
   is answered, when the client asked for an answer, with ``{"ok": false, "error":
   {"code": "invalid_request", ...}}``, and the connection stays. An integer of more than
   100 digits is read as :data:`OVERSIZED` (which no handler accepts) instead of failing
-  the whole packet, so that call too gets its answer.
+  the whole packet, so that call too gets its answer. Calls past the connection's rate
+  (:attr:`GuardedServer.calls`) reach no handler either: they are answered ``{"ok":
+  false, "error": {"code": "rate_limited", "retry_after_ms": N, ...}}``.
 
 Every refusal is counted (:attr:`Mistakes.count`) and the first of each connection is
 logged, in one line: a client cannot make the log grow faster than it connects.
@@ -38,6 +40,7 @@ import socketio
 import socketio.packet
 
 from azora.errors import quoted
+from azora.gateway.rates import RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +122,17 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]  # python-socke
     was refused. Other arguments are python-socketio's.
     """
 
-    def __init__(self, *, client_events: Collection[str], **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        client_events: Collection[str],
+        calls: RateLimit | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(async_mode="asgi", serializer=_Packet, **options)
         self.client_events = frozenset(client_events)
+        #: Calls per connection: past it a call is answered ``rate_limited`` unread.
+        self.calls = calls if calls is not None else RateLimit(0, 1)
         self.mistakes = Mistakes()
         drivers = dict(self.eio._async)  # the module's own: copied, never changed
         drivers["websocket"] = functools.partial(_CheckedWebSocket, mistakes=self.mistakes)
@@ -153,6 +164,7 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]  # python-socke
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         self.mistakes.forget(eio_sid)
+        self.calls.forget(eio_sid)
         await super()._handle_eio_disconnect(eio_sid, reason)
 
     def _read(self, data: Any) -> Any:
@@ -190,18 +202,34 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]  # python-socke
             )
         elif len(arguments) != 1:
             problem = f"{name} takes one argument, an object"
+        elif wait_ms := self.calls.acquire(eio_sid):
+            await self._answer(eio_sid, namespace, packet.id, _too_often(wait_ms))
+            return
         else:
             await self._handle_event(eio_sid, packet.namespace, packet.id, packet.data)
             return
         self.mistakes.note(eio_sid, f"a malformed call: {problem}")
-        if packet.id is not None:
-            answer = {"ok": False, "error": {"code": "invalid_request", "message": problem}}
+        answer = {"ok": False, "error": {"code": "invalid_request", "message": problem}}
+        await self._answer(eio_sid, namespace, packet.id, answer)
+
+    async def _answer(
+        self, eio_sid: str, namespace: str, call_id: int | None, answer: dict[str, Any]
+    ) -> None:
+        if call_id is not None:  # a call that asks for no answer gets none
             await self._send_packet(
                 eio_sid,
                 self.packet_class(
-                    socketio.packet.ACK, namespace=namespace, id=packet.id, data=[answer]
+                    socketio.packet.ACK, namespace=namespace, id=call_id, data=[answer]
                 ),
             )
+
+
+def _too_often(wait_ms: int) -> dict[str, Any]:
+    message = "too many calls on this connection: retry later"
+    return {
+        "ok": False,
+        "error": {"code": "rate_limited", "message": message, "retry_after_ms": wait_ms},
+    }
 
 
 def _frame_problem(frame: Any, limit: int) -> str | None:

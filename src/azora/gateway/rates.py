@@ -67,5 +67,9 @@ class RateLimit:
         self.refused += 1
         return max(1, math.ceil((1 - bucket.tokens) / self.rate * 1000))
 
+    def forget(self, key: Hashable) -> None:
+        """Drop ``key``'s bucket (its owner is gone)."""
+        self._buckets.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._buckets)

@@ -33,7 +33,9 @@ The Socket.IO protocol, for a client (python-socketio, socket.io-client, ...):
   answered ``{"ok": false, "error": {"code": "invalid_request", ...}}``, and a frame
   that is not a Socket.IO packet closes the connection (:mod:`azora.gateway.guard`,
   which counts them: ``invalid_input`` in ``GET /health``). Error messages quote at
-  most 40 characters of what was sent.
+  most 40 characters of what was sent. Calls come at most
+  ``AZORA_GATEWAY_CALL_RATE_PER_CONNECTION`` a second (after a burst); past it one is
+  answered ``{"ok": false, "error": {"code": "rate_limited", "retry_after_ms": N}}``.
 - Heartbeats are Engine.IO's pings (``AZORA_GATEWAY_PING_INTERVAL_S`` and
   ``..._TIMEOUT_S``): a client that stops answering is dropped.
 - A connection lives as long as its access token and its session: every
@@ -235,6 +237,10 @@ class Gateway:
         )
         self.sio = GuardedServer(  # azora.gateway.guard: what clients may send
             client_events=CLIENT_EVENTS,
+            calls=RateLimit(
+                settings.gateway_call_rate_per_connection,
+                settings.gateway_call_burst_per_connection,
+            ),
             cors_allowed_origins=list(settings.gateway_cors_origins),
             ping_interval=settings.gateway_ping_interval_s,
             ping_timeout=settings.gateway_ping_timeout_s,
@@ -499,6 +505,7 @@ class Gateway:
                 "connections": self.opens.refused,
                 "handshakes": self.handshakes.refused,
                 "connects": self.connects_per_address.refused + self.connects_per_user.refused,
+                "calls": self.sio.calls.refused,
             },
             "catch_ups": {
                 "running": self.catch_ups.running,
