@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     gateway_catch_up_burst_per_user: Annotated[int, Field(ge=1, le=1_000)] = 5
     # The share of the event loop's time the catch-ups together may use (after a burst
     # of 50 ms): the rest stays with live delivery, GET /health and new connections.
-    gateway_catch_up_share: Annotated[float, Field(gt=0, le=1)] = 0.25
+    gateway_catch_up_share: Annotated[float, Field(gt=0, le=1)] = 0.1
     # Hostile clients (README, "Connection limits"). A request's target, its headers
     # (count and bytes with the request line) and a client's message (an HTTP body, a
     # websocket or Engine.IO message) are bounded as they are read: past a limit the

@@ -17,7 +17,8 @@ class Sent:
     def __init__(self) -> None:
         self.calls: list[tuple[uuid.UUID, list[str]]] = []
 
-    async def __call__(self, event: Envelope, sids: list[str]) -> None:
+    async def __call__(self, event: Envelope, encoded: str, sids: list[str]) -> None:
+        assert Envelope.model_validate_json(encoded) == event
         self.calls.append((event.id, sorted(sids)))
 
 

@@ -138,8 +138,9 @@ class Databases:
         if engine is None:
             target = self.target(service)
             if target.backend == "sqlite":
-                return self.owner_engine(service)
-            engine = build_engine(app_target(target, self.settings), self.settings)
+                engine = self.owner_engine(service)
+            else:
+                engine = build_engine(app_target(target, self.settings), self.settings)
             self._engines[service] = engine
         return engine
 
@@ -156,16 +157,15 @@ class Databases:
 
     async def dispose(self, service: ServiceName) -> None:
         """Close ``service``'s pools (e.g. before its database is dropped)."""
-        for engines in (self._engines, self._owner_engines):
-            engine = engines.pop(service, None)
-            if engine is not None:
-                await engine.dispose()
+        found = [engines.pop(service, None) for engines in (self._engines, self._owner_engines)]
+        for engine in {id(e): e for e in found if e is not None}.values():
+            await engine.dispose()
 
     async def aclose(self) -> None:
         """Dispose of every engine this object built."""
-        engines = [*self._engines.values(), *self._owner_engines.values()]
+        engines = {id(e): e for e in [*self._engines.values(), *self._owner_engines.values()]}
         self._engines, self._owner_engines = {}, {}
-        for engine in engines:
+        for engine in engines.values():
             await engine.dispose()
 
     async def __aenter__(self) -> Databases:

@@ -67,8 +67,8 @@ KEPT_OVERHEAD = 256
 
 K = TypeVar("K")
 
-#: Sends one event to the given connections (Socket.IO session ids).
-Emit = Callable[[Envelope, list[str]], Awaitable[None]]
+#: Sends one event (with its JSON) to the given connections (Socket.IO session ids).
+Emit = Callable[[Envelope, str, list[str]], Awaitable[None]]
 
 
 @dataclass(eq=False)
@@ -228,7 +228,8 @@ class Hub:
         self._seen[key] = None
         if len(self._seen) > self._remember:
             self._seen.popitem(last=False)
-        self._keep(_kept(envelope))
+        kept = _kept(envelope)
+        self._keep(kept)
         self.routed += 1
         live: list[str] = []
         for connection in self.recipients(envelope):
@@ -237,7 +238,7 @@ class Hub:
             else:
                 live.append(connection.sid)
         if live:
-            await self._emit(envelope, live)
+            await self._emit(envelope, kept[3], live)
 
     async def run(self, tap: Tap) -> None:
         """Route every event of ``tap`` until it ends; a failing send is logged, not fatal."""
@@ -306,7 +307,7 @@ class Hub:
                     return
                 if envelope.id not in sent:
                     sent.add(envelope.id)
-                    await self._emit(envelope, [connection.sid])
+                    await self._emit(envelope, envelope.model_dump_json(), [connection.sid])
                     if len(sent) % SEND_SLICE == 0:
                         started = await pace.pause(started)
             # Events routed while those were sent were held; they go next.

@@ -60,6 +60,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import json
 import logging
 import socket
 import uuid
@@ -101,6 +102,9 @@ log = logging.getLogger(__name__)
 
 #: The events a client may send (azora.gateway.guard refuses every other name).
 CLIENT_EVENTS = ("subscribe", "unsubscribe", "authenticate")
+
+#: Connects whose session is checked at once (the others wait their turn).
+VERIFIED_AT_ONCE = 4
 
 #: What ``GET /`` points to, by name.
 LINKS = {"health": "/health", "events": "/events/types", "socket.io": "/socket.io/"}
@@ -221,6 +225,7 @@ class Gateway:
         self._catch_up_limit = settings.gateway_catch_up_limit
         self._reverify_s = settings.gateway_reverify_s
         self._tokens: dict[str, str] = {}  # sid -> the access token it presented last
+        self._verifying = asyncio.Semaphore(VERIFIED_AT_ONCE)
         # How often sessions may start (azora.gateway.rates): refused before costing more
         # (handshakes by GatewayServer's HTTP protocol, connects in _connect).
         self.opens = RateLimit(
@@ -323,15 +328,12 @@ class Gateway:
         self.sio.on("unsubscribe", self._unsubscribe)
         self.sio.on("authenticate", self._authenticate)
 
-    async def _emit(self, envelope: Envelope, sids: list[str]) -> None:
-        # The Socket.IO packet is encoded once and queued on each recipient's Engine.IO
-        # socket directly: python-socketio's own emit makes one task per recipient,
-        # which dominates a broadcast to thousands of connections.
-        encoded = self.sio.packet_class(
-            socketio.packet.EVENT,
-            namespace="/",
-            data=[envelope.type, envelope.model_dump(mode="json")],
-        ).encode()
+    async def _emit(self, envelope: Envelope, encoded_envelope: str, sids: list[str]) -> None:
+        # The Socket.IO packet is made once, from the envelope's JSON the hub keeps anyway,
+        # and queued on each recipient's Engine.IO socket directly: python-socketio's own
+        # emit encodes again and makes one task per recipient, which dominates a broadcast
+        # to thousands of connections. (An EVENT of the default namespace: 2[NAME,DATA].)
+        encoded = f"{socketio.packet.EVENT}[{json.dumps(envelope.type)},{encoded_envelope}]"
         message = engineio.packet.Packet(engineio.packet.MESSAGE, encoded)
         eio_sid_of = self.sio.manager.eio_sid_from_sid
         for sid in sids:
@@ -355,7 +357,10 @@ class Gateway:
         if wait_ms:
             raise _rate_limited(wait_ms)
         try:
-            principal = await self._auth.verify_access_token(auth["token"])
+            # A few at a time: a burst of connects (every client back after a restart)
+            # then takes turns with live events instead of crowding them out.
+            async with self._verifying:
+                principal = await self._auth.verify_access_token(auth["token"])
         except AzoraError as error:
             raise _refused("unauthorized", error.message) from None
         try:
