@@ -113,12 +113,12 @@ PUBLIC_RATE = 50.0  # public alerts a second
 PUBLIC_BYTES = 1_000  # characters in each alert's message
 PREFILL = 1_000  # public alerts committed before the first phase
 #: The gateway limits this benchmark changes (environment of azora serve), and why.
-#: None: every phase finishes in time at the defaults. (Lowering the send bound would not
-#: get a stuck reader cut off sooner: the kernel's send buffer, up to 4 MiB on Linux, fills
-#: before it, at 60 KB/s per stuck reader here.)
+#: None: every phase finishes in time at the defaults. (A stuck reader is cut off once the
+#: kernel's send buffer, AZORA_GATEWAY_SOCKET_SEND_BUFFER_BYTES doubled, and the send bound
+#: behind it are full: after about 25 s at 60 KB/s per stuck reader here.)
 LIMITS: dict[str, tuple[str, str]] = {}
 #: Between phases the server is quiet again once it uses at most this much more of a core
-#: than during the baseline (the prober's GET /health alone costs a good part of one).
+#: than during the baseline.
 QUIET_MARGIN = 0.15
 QUIET_WITHIN_S = 30.0
 ABUSES = (

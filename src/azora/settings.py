@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     gateway_send_queue_bytes: Annotated[int, Field(ge=4_096, le=268_435_456)] = 1_048_576
     gateway_send_queue_messages: Annotated[int, Field(ge=16, le=1_000_000)] = 1_000
     gateway_send_timeout_s: Annotated[float, Field(gt=0, le=3_600)] = 30.0
+    # The kernel's send buffer of each accepted connection (SO_SNDBUF; Linux doubles it;
+    # 0: the kernel's default, which grows up to 4 MiB for a client that stops reading).
+    gateway_socket_send_buffer_bytes: Annotated[int, Field(ge=0, le=67_108_864)] = 262_144
     # GET /health checks the databases at most once per this many seconds (0: on every
     # request); the requests in between get the latest results, with their age.
     gateway_health_max_age_s: Annotated[float, Field(ge=0, le=60)] = 1.0

@@ -408,3 +408,22 @@ async def test_a_connection_whose_answers_are_not_read_is_aborted_after_the_send
             await asyncio.get_running_loop().sock_sendall(sock, request * 300)
             await until(lambda: server.connections.stalled == 1)  # read nothing meanwhile
             await until(lambda: server.connections.count == 0)
+
+
+async def test_each_connections_kernel_send_buffer_is_bounded(
+    limited: Callable[..., Gateway],
+) -> None:
+    async with served(limited(gateway_socket_send_buffer_bytes=65_536)) as server:
+        sock = await raw(server.port)
+        await until(lambda: server.connections.count == 1)
+        [transport] = list(server.connections._open)
+        accepted = transport.get_extra_info("socket")
+        assert accepted.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * 65_536  # Linux
+        sock.close()
+    async with served(limited(gateway_socket_send_buffer_bytes=0)) as server:
+        sock = await raw(server.port)
+        await until(lambda: server.connections.count == 1)
+        [transport] = list(server.connections._open)
+        default = transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        assert default != 2 * 65_536  # the kernel's own
+        sock.close()

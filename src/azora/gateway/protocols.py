@@ -30,8 +30,10 @@ Websockets (:class:`LimitedWebSocketProtocol`): a send never waits for the clien
 read. uvicorn's would, while the Engine.IO queue in front of it grew without bound;
 here the data not yet taken by the client's TCP connection is bounded instead
 (``gateway_send_queue_bytes``): past it the connection is aborted (reset), which frees
-its buffers at once. The Engine.IO session ends with it; the client reconnects with its
-``last_event_id`` and catches up. Messages from the client are bounded by
+its buffers at once. The kernel's own send buffer of each connection is bounded too
+(``gateway_socket_send_buffer_bytes``; Linux grows it up to 4 MiB otherwise), so a
+client that stops reading holds at most both. The Engine.IO session ends with it; the
+client reconnects with its ``last_event_id`` and catches up. Messages from the client are bounded by
 ``gateway_max_message_bytes`` (uvicorn's ``ws_max_size``; larger closes with 1009).
 """
 
@@ -40,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import socket
 from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import parse_qs
@@ -146,6 +149,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._refuse(HTTPStatus.SERVICE_UNAVAILABLE)
         else:
             self._health_only = admission is Admission.HEALTH_ONLY
+            send_buffer = self.guard.settings.gateway_socket_send_buffer_bytes
+            sock = transport.get_extra_info("socket")
+            if send_buffer and sock is not None:
+                # The kernel would let a client that stops reading hold up to 4 MiB.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
             # uvicorn waits for the first request without limit.
             self.timeout_keep_alive_task = self.loop.call_later(
                 self.timeout_keep_alive, self.timeout_keep_alive_handler
