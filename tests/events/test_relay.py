@@ -448,3 +448,38 @@ async def test_a_bus_failing_after_the_archive_insert_leaves_no_history(
     assert await _archived(databases) == []
     assert await unpublished(databases, NOTIFICATIONS) == 1
     assert relay.backing_off(NOTIFICATIONS)
+
+
+@pytest.mark.parametrize("service", [NOTIFICATIONS, NEXUS])
+async def test_writers_commit_to_the_outbox_while_a_round_publishes(
+    databases: Databases, service: ServiceName
+) -> None:
+    """A round holds no lock a writer needs while the bus stores its events (on SQLite only
+    marking them takes the write lock, briefly); the new row is relayed by the next round."""
+
+    class WaitingBus(RecordingBus):
+        def __init__(self) -> None:
+            super().__init__()
+            self.publishing, self.go_on = asyncio.Event(), asyncio.Event()
+
+        async def publish_many(self, envelopes: Sequence[Envelope]) -> None:
+            self.publishing.set()
+            await self.go_on.wait()
+            await super().publish_many(envelopes)
+
+    first, second = _alert("first"), _alert("second")
+    await _emit(databases, service, first)
+    bus = WaitingBus()
+    relay = Relay(databases, bus, services=[service])
+    round_ = asyncio.create_task(relay.run_once(service))
+    try:
+        await asyncio.wait_for(bus.publishing.wait(), 5)
+        await asyncio.wait_for(_emit(databases, service, second), 5)  # not held up by it
+        assert not round_.done()
+    finally:
+        bus.go_on.set()
+    assert await round_ == 1
+    assert await relay.run_once(service) == 1
+    assert [e.id for e in bus.published] == [first.id, second.id]
+    assert set(await _archived(databases)) == {first.id, second.id}
+    assert await unpublished(databases, service) == 0

@@ -3,8 +3,12 @@
 One round on one database (:meth:`Relay.run_once`) is one unit of work:
 
 1. **Claim** the oldest unpublished rows (``ORDER BY created_at, id LIMIT batch``); on
-   PostgreSQL ``FOR UPDATE SKIP LOCKED``, so several relay processes share the work, and
-   on SQLite the ``BEGIN IMMEDIATE`` of every transaction lets one relay in at a time.
+   PostgreSQL ``FOR UPDATE SKIP LOCKED``, so several relay processes share the work. On
+   SQLite the rows are read without a lock (a snapshot), published and archived, and
+   only marking them takes the database's write lock, in a short transaction of its own:
+   a writer committing to the outbox meanwhile waits for nothing but that. Two relays on
+   one SQLite database (with a broker) may then both publish a row: delivery is at least
+   once anyway (below), and each publishes a subject's rows in order.
 2. **Keep only each subject's head** (PostgreSQL): a claimed row is dropped from this
    round when an *earlier* unpublished row of the same subject is not among the rows
    this transaction claimed (another relay holds it, or it failed and waits). Public
@@ -202,12 +206,39 @@ class Relay:
 
     async def _relay_batch(self, service: ServiceName) -> int:
         """:meth:`run_once` after its checks."""
+        if self._databases.engine(service).dialect.name != "postgresql":
+            return await self._relay_batch_unlocked(service)
         claimed: list[Envelope] = []
         try:
             async with UnitOfWork(self._databases, service, as_service=True) as uow:
                 claimed, malformed = await _claim(uow.session, self._batch)
                 if claimed:
                     await self._publish_and_archive(service, uow.session, claimed)
+                    await _mark(uow.session, [e.id for e in claimed], self._clock())
+                for row_id, problem in malformed.items():
+                    logger.error("outbox row %s on %s is malformed: %s", row_id, service, problem)
+                    await _note_attempt(uow.session, [row_id], problem)
+        except (BusUnavailable, ArchiveUnavailable) as exc:
+            await self._record_failure(service, claimed, exc)
+            return 0
+        self._backoffs.pop(service, None)
+        return len(claimed)
+
+    async def _relay_batch_unlocked(self, service: ServiceName) -> int:
+        """:meth:`run_once` on SQLite: the rows are read, published and archived without
+        a lock, then marked in a short write transaction (see the module docstring)."""
+        claimed: list[Envelope] = []
+        try:
+            async with AsyncSession(reading(self._databases.engine(service))) as session:
+                claimed, malformed = await _claim(session, self._batch)
+            if claimed and service is not ServiceName.NEXUS:
+                await self._publish_and_archive(service, None, claimed)
+            elif claimed:  # nexus archives its own events in the marking transaction
+                await self._bus.publish_many(claimed)
+            async with UnitOfWork(self._databases, service, as_service=True) as uow:
+                if claimed and service is ServiceName.NEXUS:
+                    await _insert_records(uow.session, [_record(e) for e in claimed])
+                if claimed:
                     await _mark(uow.session, [e.id for e in claimed], self._clock())
                 for row_id, problem in malformed.items():
                     logger.error("outbox row %s on %s is malformed: %s", row_id, service, problem)
@@ -377,7 +408,7 @@ class Relay:
             await self.prune(service)
 
     async def _publish_and_archive(
-        self, service: ServiceName, session: AsyncSession, envelopes: Sequence[Envelope]
+        self, service: ServiceName, session: AsyncSession | None, envelopes: Sequence[Envelope]
     ) -> None:
         """Publish ``envelopes``, then commit their archive records.
 
@@ -393,6 +424,7 @@ class Relay:
         records = [_record(e) for e in envelopes]
         try:
             if service is ServiceName.NEXUS:
+                assert session is not None, "nexus archives in the round's transaction"
                 await self._bus.publish_many(envelopes)
                 await _insert_records(session, records)
                 return
