@@ -190,6 +190,7 @@ async def _register_and_listen(data: Path, url: str) -> list[tuple[str, dict[str
         url,
         auth={"token": signed.access_token, "last_event_id": str(since)},
         transports=["websocket"],
+        wait_timeout=10,  # socketio's default, 1 s, is short on a loaded machine
     )
     try:
         await asyncio.wait_for(done.wait(), 30)

@@ -283,7 +283,8 @@ async def _socket(url: str, token: str, received: list[str]) -> socketio.AsyncCl
             received.append(data["id"])
 
     client.on("*", record)
-    await client.connect(url, auth={"token": token}, transports=["websocket"])
+    # socketio's default wait for the namespace is 1 s: too short on a loaded machine.
+    await client.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
     return client
 
 
